@@ -1,0 +1,27 @@
+# The README's contract:  make demo  |  make test  [STACK=keras3|keras2]
+STACK ?= keras3
+ifeq ($(STACK),keras3)
+VENV ?= .venv
+else
+VENV ?= .venv-$(STACK)
+endif
+PY := $(VENV)/bin/python
+NP ?= 2
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test bench clean
+
+setup:
+	@bash tools/setup_venv.sh $(STACK) $(VENV)
+
+demo: setup
+	$(VENV)/bin/horovodrun -np $(NP) --gloo $(PY) -m bwkeras.demo
+
+test: setup
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m benchmarks
+
+clean:
+	rm -rf .venv .venv-keras2 build *.egg-info .pytest_cache

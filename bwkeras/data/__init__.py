@@ -1,0 +1,1 @@
+"""Data: synthetic generators with known truth, bundled data sets, validated loading."""

@@ -1,0 +1,26 @@
+"""Data-parallel training with Horovod's ring-allreduce; the only code that imports horovod.
+
+    from bwkeras import distributed as dist
+    dist.init()
+    opt = dist.DistributedOptimizer(keras.optimizers.SGD(dist.scale_learning_rate(0.01)))
+    model.compile(optimizer=opt, loss="mse")
+    model.fit(*dist.shard((x, y)), callbacks=dist.callbacks(), verbose=dist.fit_verbosity())
+
+Every call also works in a plain process (size 1), so one script serves both.
+"""
+from .runtime import (
+    allgather, allgather_object, allreduce, barrier, broadcast, broadcast_variables, fit_verbosity,
+    horovod, init, is_chief, launcher_world_size, local_rank, local_size, rank, size,
+)
+from .lr import LR_RULES, scale_learning_rate
+from .sharding import shard
+from .callbacks import BroadcastInitialState, LearningRateWarmup, MetricAverage, callbacks
+from .optimizer import COMPRESSIONS, DistributedOptimizer
+
+__all__ = [
+    "init", "rank", "size", "local_rank", "local_size", "is_chief", "fit_verbosity", "horovod",
+    "launcher_world_size", "allreduce", "allgather", "allgather_object", "broadcast",
+    "broadcast_variables", "barrier", "scale_learning_rate", "LR_RULES", "shard", "callbacks",
+    "BroadcastInitialState", "MetricAverage", "LearningRateWarmup", "DistributedOptimizer",
+    "COMPRESSIONS",
+]

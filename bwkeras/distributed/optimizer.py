@@ -1,0 +1,138 @@
+"""DistributedOptimizer: average gradients over all ranks before the update.
+
+keras2 (Keras 2.15): Horovod's own ``horovod.tensorflow.keras.DistributedOptimizer``.
+keras3: our wrapper. Keras 3's ``fit`` calls ``optimizer.apply(grads, vars)`` and never the
+``compute_gradients`` / ``get_gradients`` hooks that Horovod's wrapper overrides, so with
+Horovod's wrapper each rank would silently train alone. Ours overrides ``apply``.
+"""
+import keras
+import tensorflow as tf
+
+from .._keras import KERAS3
+from . import runtime
+
+COMPRESSIONS = (None, "none", "fp16")
+
+
+def _check_args(optimizer, compression, backward_passes_per_step):
+    base = keras.optimizers.Optimizer
+    legacy = getattr(keras.optimizers, "legacy", None)
+    allowed = (base,) + ((legacy.Optimizer,) if legacy is not None else ())
+    if not isinstance(optimizer, allowed):
+        raise TypeError(
+            f"optimizer must be a Keras optimizer instance (e.g. keras.optimizers.SGD(0.01)), "
+            f"got {optimizer!r} of type {type(optimizer).__name__}"
+        )
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"compression {compression!r} is not one of {COMPRESSIONS}")
+    if (isinstance(backward_passes_per_step, bool) or not isinstance(backward_passes_per_step, int)
+            or backward_passes_per_step < 1):
+        raise ValueError(
+            f"backward_passes_per_step must be an integer >= 1, got {backward_passes_per_step!r}"
+        )
+
+
+def DistributedOptimizer(optimizer, compression=None, backward_passes_per_step=1):
+    """Wrap a Keras optimizer so each update uses gradients averaged over all ranks.
+
+    compression: None / "none", or "fp16" (gradients travel as float16, halving traffic).
+    backward_passes_per_step: accumulate this many local gradients (their mean) before
+    one allreduce and one update; `optimizer.iterations` counts updates.
+    In a single process the optimizer is returned as it is (k == 1) or with local
+    accumulation only (k > 1), so the same script runs with and without a launcher.
+    """
+    _check_args(optimizer, compression, backward_passes_per_step)
+    hvd = runtime.horovod()
+    if not KERAS3:
+        if hvd is None and backward_passes_per_step == 1:
+            return optimizer
+        return _horovod_keras2(optimizer, compression, backward_passes_per_step)
+    if hvd is None and backward_passes_per_step == 1:
+        return optimizer
+    return _wrap_keras3(optimizer, compression, backward_passes_per_step)
+
+
+def _horovod_keras2(optimizer, compression, backward_passes_per_step):
+    import horovod.tensorflow.keras as hvd_keras  # noqa: E402  (the one Horovod import site)
+
+    runtime.init()
+    comp = hvd_keras.Compression.fp16 if compression == "fp16" else hvd_keras.Compression.none
+    return hvd_keras.DistributedOptimizer(
+        optimizer,
+        compression=comp,
+        backward_passes_per_step=backward_passes_per_step,
+        average_aggregated_gradients=True,
+    )
+
+
+class _DistributedMixin:
+    """Methods grafted onto a dynamic subclass of the user's optimizer class (keras3)."""
+
+    _hvd_compression = None
+    _hvd_passes = 1
+
+    def build(self, variables):
+        super().build(variables)
+        if self._hvd_passes > 1:
+            # Local accumulators are optimizer variables: saved in checkpoints and
+            # broadcast from rank 0 with the rest of the optimizer state.
+            self._hvd_accumulators = [
+                self.add_variable_from_reference(v, name="hvd_accumulator") for v in variables
+            ]
+            self._hvd_micro_step = self.add_variable(
+                shape=(), dtype="int64", initializer="zeros", name="hvd_micro_step"
+            )
+
+    def _hvd_average(self, grads):
+        hvd = runtime.horovod()
+        dense = [tf.convert_to_tensor(g) if g is not None else None for g in grads]
+        present = [g for g in dense if g is not None]
+        if hvd is None or not present:
+            return dense
+        if self._hvd_compression == "fp16":
+            from horovod.tensorflow.compression import Compression
+            comp = Compression.fp16
+        else:
+            from horovod.tensorflow.compression import Compression
+            comp = Compression.none
+        reduced = iter(hvd.grouped_allreduce(present, op=hvd.Average, compression=comp))
+        return [next(reduced) if g is not None else None for g in dense]
+
+    def apply(self, grads, trainable_variables=None):
+        if trainable_variables is not None and not self.built:
+            self.build(list(trainable_variables))
+            self.built = True
+        grads = list(grads)
+        if self._hvd_passes == 1:
+            return super().apply(self._hvd_average(grads), trainable_variables)
+        k = self._hvd_passes
+        for acc, g in zip(self._hvd_accumulators, grads):
+            if g is not None:
+                acc.assign_add(tf.convert_to_tensor(g) / k)
+        self._hvd_micro_step.assign_add(1)
+
+        def update():
+            averaged = self._hvd_average(
+                [tf.identity(acc) if g is not None else None
+                 for acc, g in zip(self._hvd_accumulators, grads)]
+            )
+            super(_DistributedMixin, self).apply(averaged, trainable_variables)
+            for acc in self._hvd_accumulators:
+                acc.assign(tf.zeros_like(acc))
+            return tf.constant(True)
+
+        # Every rank takes the same branch: micro-step counters start equal (broadcast)
+        # and advance together, so the collective inside `update` always has its peers.
+        tf.cond(self._hvd_micro_step % k == 0, update, lambda: tf.constant(False))
+
+
+def _wrap_keras3(optimizer, compression, backward_passes_per_step):
+    base = type(optimizer)
+    # Same name and module as the wrapped class: a saved model loads without bwkeras or
+    # Horovod, as the plain optimizer.
+    cls = type(base.__name__, (_DistributedMixin, base), {
+        "__module__": base.__module__,
+        "_hvd_compression": compression if compression != "none" else None,
+        "_hvd_passes": backward_passes_per_step,
+    })
+    return cls.from_config(optimizer.get_config())

@@ -1,0 +1,171 @@
+"""The one place that imports Horovod.
+
+Every function works in a plain single process (no launcher, or Horovod not installed)
+with size 1, so user code has one code path. Horovod is initialised only when a launcher
+started more than one process: a lone process never pays for Horovod's background thread.
+"""
+import os
+
+import numpy as np
+
+_STATE = {"initialised": False, "hvd": None}
+
+# Environment variables by which launchers announce the world size; the first one set wins.
+_WORLD_SIZE_VARS = (
+    "HOROVOD_SIZE",          # horovodrun (Gloo)
+    "OMPI_COMM_WORLD_SIZE",  # Open MPI mpirun
+    "PMI_SIZE",              # MPICH / Slurm srun --mpi=pmi2 / Cray aprun
+    "PMIX_SIZE",
+    "SLURM_NTASKS",          # srun without an MPI plugin still sets this per step
+)
+
+
+def launcher_world_size():
+    """World size announced by the launcher's environment, or None outside any launcher."""
+    for var in _WORLD_SIZE_VARS:
+        value = os.environ.get(var)
+        if value and value.isdigit():
+            if var == "SLURM_NTASKS" and "SLURM_STEP_ID" not in os.environ:
+                continue  # inside an sbatch script but not in an srun step
+            return int(value)
+    return None
+
+
+def _import_horovod():
+    try:
+        import horovod.tensorflow as hvd
+    except ImportError as exc:  # pragma: no cover - exercised only without Horovod
+        raise RuntimeError(
+            f"a launcher started {launcher_world_size()} processes but Horovod cannot be "
+            f"imported ({exc}); run `make setup` to build it against this TensorFlow"
+        ) from exc
+    return hvd
+
+
+def init():
+    """Initialise data-parallel training. Idempotent; returns the Horovod module or None."""
+    if _STATE["initialised"]:
+        return _STATE["hvd"]
+    world = launcher_world_size()
+    if world is not None and world > 1:
+        hvd = _import_horovod()
+        hvd.init()
+        _STATE["hvd"] = hvd
+    _STATE["initialised"] = True
+    _pin_gpu()
+    return _STATE["hvd"]
+
+
+def _hvd():
+    return init()
+
+
+def rank():
+    hvd = _hvd()
+    return hvd.rank() if hvd else 0
+
+
+def size():
+    hvd = _hvd()
+    return hvd.size() if hvd else 1
+
+
+def local_rank():
+    hvd = _hvd()
+    return hvd.local_rank() if hvd else 0
+
+
+def local_size():
+    hvd = _hvd()
+    return hvd.local_size() if hvd else 1
+
+
+def is_chief():
+    """True on the one process that prints progress and writes files (rank 0)."""
+    return rank() == 0
+
+
+def fit_verbosity(level="auto"):
+    """The `verbose=` to pass to `fit`: `level` on the chief, silent elsewhere."""
+    return level if is_chief() else 0
+
+
+def horovod():
+    """The initialised ``horovod.tensorflow`` module, or None in a single process."""
+    return _hvd()
+
+
+def _pin_gpu():
+    """One GPU per local rank, memory growth on; a no-op on machines without GPUs."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return
+    for gpu in gpus:
+        tf.config.experimental.set_memory_growth(gpu, True)
+    tf.config.set_visible_devices(gpus[local_rank() % len(gpus)], "GPU")
+
+
+# ---- collectives on host values (numpy in, numpy out) ---------------------------------
+
+_OPS = ("sum", "average", "min", "max")
+
+
+def allreduce(value, op="sum", name=None):
+    """Reduce a number or numpy array over all ranks; identity in a single process."""
+    if op not in _OPS:
+        raise ValueError(f"allreduce op {op!r} is not one of {_OPS}")
+    array = np.asarray(value)
+    hvd = _hvd()
+    if hvd is None:
+        return array.copy()
+    hvd_op = {"sum": hvd.Sum, "average": hvd.Average, "min": hvd.Min, "max": hvd.Max}[op]
+    out = hvd.allreduce(array, op=hvd_op, name=name)
+    return np.asarray(out.numpy(), dtype=array.dtype)
+
+
+def allgather(value, name=None):
+    """Concatenate each rank's array along axis 0, in rank order."""
+    array = np.asarray(value)
+    hvd = _hvd()
+    if hvd is None:
+        return array.copy()
+    return np.asarray(hvd.allgather(array, name=name).numpy(), dtype=array.dtype)
+
+
+def allgather_object(obj, name=None):
+    """A list with every rank's picklable object, in rank order."""
+    hvd = _hvd()
+    if hvd is None:
+        return [obj]
+    return hvd.allgather_object(obj, name=name)
+
+
+def broadcast(value, root_rank=0, name=None):
+    """Rank `root_rank`'s array on every rank."""
+    array = np.asarray(value)
+    hvd = _hvd()
+    if hvd is None:
+        return array.copy()
+    return np.asarray(hvd.broadcast(array, root_rank, name=name).numpy(), dtype=array.dtype)
+
+
+def broadcast_variables(variables, root_rank=0, prefix="bcast"):
+    """Overwrite `variables` (tf or Keras variables) with root_rank's values, in place."""
+    hvd = _hvd()
+    if hvd is None:
+        return
+    import tensorflow as tf
+
+    # One eager broadcast per variable, named by position: ranks hold the same variables
+    # in the same order, and this runs once per fit, not per step.
+    for i, var in enumerate(variables):
+        value = hvd.broadcast(tf.convert_to_tensor(var), root_rank, name=f"{prefix}.{i}")
+        var.assign(value)
+
+
+def barrier():
+    hvd = _hvd()
+    if hvd is not None:
+        hvd.join()

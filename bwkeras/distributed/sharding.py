@@ -1,0 +1,88 @@
+"""Disjoint per-rank parts of a data set with the same number of samples on every rank.
+
+Horovod needs the same number of steps per epoch on every rank (a rank with one batch
+more waits forever in its allreduce), so every shard has exactly n // size samples:
+the n % size samples left over are dropped. Shards are strided (rank r takes samples
+r, r + size, ...), matching tf.data's `shard`, so a sorted file still gives each rank a
+spread of the data.
+"""
+import numpy as np
+
+from . import runtime
+
+
+def _shard_indexable(obj, start, stop, step):
+    import pandas as pd
+
+    if isinstance(obj, (pd.DataFrame, pd.Series)):
+        return obj.iloc[start:stop:step]
+    if isinstance(obj, np.ndarray):
+        return obj[start:stop:step]
+    raise TypeError(
+        f"shard expects numpy arrays, pandas objects, a tuple/list/dict of those, or a "
+        f"tf.data.Dataset; got {type(obj).__name__}"
+    )
+
+
+def _length(obj):
+    try:
+        return len(obj)
+    except TypeError:
+        raise TypeError(f"cannot shard an object without a length: {type(obj).__name__}") from None
+
+
+def shard(data, rank=None, size=None):
+    """This rank's part of `data`.
+
+    data: a numpy array, pandas DataFrame/Series, a tuple/list/dict of those (all the same
+    length, sharded alike, e.g. ``shard((x, y))``), or a tf.data.Dataset of known
+    cardinality (shard before `batch`).
+    """
+    r = runtime.rank() if rank is None else rank
+    n_ranks = runtime.size() if size is None else size
+    if not (isinstance(n_ranks, int) and n_ranks >= 1 and isinstance(r, int) and 0 <= r < n_ranks):
+        raise ValueError(f"need 0 <= rank < size, got rank={r!r}, size={n_ranks!r}")
+
+    try:
+        import tensorflow as tf
+        if isinstance(data, tf.data.Dataset):
+            return _shard_dataset(data, r, n_ranks)
+    except ImportError:  # pragma: no cover
+        pass
+
+    if isinstance(data, dict):
+        parts = list(data.values())
+    elif isinstance(data, (tuple, list)):
+        parts = list(data)
+    else:
+        parts = [data]
+    lengths = {_length(p) for p in parts}
+    if len(lengths) != 1:
+        raise ValueError(f"all arrays to shard must have the same length, got lengths {sorted(lengths)}")
+    (n,) = lengths
+    per_rank = n // n_ranks
+    if per_rank == 0:
+        raise ValueError(f"cannot shard {n} samples over {n_ranks} ranks: every rank needs at least one")
+    stop = per_rank * n_ranks
+    out = [_shard_indexable(p, r, stop, n_ranks) for p in parts]
+    if isinstance(data, dict):
+        return dict(zip(data.keys(), out))
+    if isinstance(data, (tuple, list)):
+        return type(data)(out)
+    return out[0]
+
+
+def _shard_dataset(dataset, r, n_ranks):
+    import tensorflow as tf
+
+    n = int(dataset.cardinality())
+    if n == tf.data.INFINITE_CARDINALITY:
+        return dataset.shard(n_ranks, r)
+    if n == tf.data.UNKNOWN_CARDINALITY:
+        raise ValueError(
+            "cannot shard a tf.data.Dataset of unknown cardinality evenly; declare it with "
+            "dataset.apply(tf.data.experimental.assert_cardinality(n))"
+        )
+    if n // n_ranks == 0:
+        raise ValueError(f"cannot shard {n} elements over {n_ranks} ranks: every rank needs at least one")
+    return dataset.take(n // n_ranks * n_ranks).shard(n_ranks, r)

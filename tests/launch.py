@@ -1,0 +1,82 @@
+"""Run a Python script under a real multi-process launcher, with a hard timeout."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+HAVE_HOROVODRUN = shutil.which("horovodrun") is not None
+HAVE_MPIRUN = shutil.which("mpirun") is not None
+
+# Quiet TensorFlow's C++ logging and keep one math thread per rank: two ranks share 2 cores.
+BASE_ENV = {
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "PYTHONUNBUFFERED": "1",
+    "OMPI_ALLOW_RUN_AS_ROOT": "1",
+    "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+}
+
+
+def launcher_command(launcher, np):
+    if launcher == "horovodrun":
+        return ["horovodrun", "-np", str(np), "--gloo", "-H", f"localhost:{np}"]
+    if launcher == "mpirun":
+        return ["mpirun", "-np", str(np), "--oversubscribe", "--bind-to", "none",
+                "-x", "PYTHONPATH", "-x", "TF_CPP_MIN_LOG_LEVEL", "-x", "OUT_DIR"]
+    if launcher == "none":
+        return []
+    raise ValueError(f"unknown launcher {launcher!r}")
+
+
+def run_script(tmp_path, code, np=2, launcher="horovodrun", timeout=180, env=None, args=()):
+    """Write `code` to a file and run it under `launcher` with `np` ranks.
+
+    The script finds its output folder in $OUT_DIR; `read_outputs` collects the per-rank
+    JSON files it wrote there. A run past `timeout` seconds fails the test (no hang).
+    """
+    if launcher == "horovodrun" and not HAVE_HOROVODRUN:
+        pytest.skip("horovodrun not on PATH")
+    if launcher == "mpirun" and not HAVE_MPIRUN:
+        pytest.skip("mpirun not on PATH")
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(code))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir(exist_ok=True)
+    full_env = dict(os.environ, **BASE_ENV, OUT_DIR=str(out_dir))
+    full_env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+        + ([full_env["PYTHONPATH"]] if full_env.get("PYTHONPATH") else [])
+    )
+    full_env.update(env or {})
+    cmd = launcher_command(launcher, np) + [sys.executable, str(script), *args]
+    try:
+        proc = subprocess.run(cmd, env=full_env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=timeout, start_new_session=True)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{' '.join(cmd)} did not finish within {timeout} s:\n{exc.stdout}\n{exc.stderr}")
+    proc.out_dir = out_dir
+    return proc
+
+
+def check(proc):
+    """Fail with the job's own output when it exited non-zero."""
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\n--- stdout ---\n{proc.stdout[-6000:]}\n--- stderr ---\n{proc.stderr[-6000:]}"
+    )
+    return proc
+
+
+def read_outputs(proc, np):
+    """The per-rank JSON documents rank{r}.json that the job wrote to $OUT_DIR."""
+    outs = []
+    for r in range(np):
+        path = proc.out_dir / f"rank{r}.json"
+        assert path.exists(), f"rank {r} wrote no {path.name}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        outs.append(json.loads(path.read_text()))
+    return outs
