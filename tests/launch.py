@@ -2,12 +2,15 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HAVE_HOROVODRUN = shutil.which("horovodrun") is not None
 HAVE_MPIRUN = shutil.which("mpirun") is not None
 
@@ -35,33 +38,44 @@ def launcher_command(launcher, np):
 
 
 def run_script(tmp_path, code, np=2, launcher="horovodrun", timeout=180, env=None, args=()):
-    """Write `code` to a file and run it under `launcher` with `np` ranks.
+    """Write `code` to a file and run it under `launcher` with `np` ranks (see `run_file`)."""
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(code))
+    return run_file(tmp_path, script, np=np, launcher=launcher, timeout=timeout, env=env, args=args)
+
+
+def run_file(tmp_path, script, np=2, launcher="horovodrun", timeout=180, env=None, args=()):
+    """Run the Python file `script` under `launcher` ("horovodrun", "mpirun" or "none").
 
     The script finds its output folder in $OUT_DIR; `read_outputs` collects the per-rank
-    JSON files it wrote there. A run past `timeout` seconds fails the test (no hang).
+    JSON files it wrote there. A run past `timeout` seconds is killed with its whole
+    process group and fails the test: a hang can never stall the suite.
     """
     if launcher == "horovodrun" and not HAVE_HOROVODRUN:
         pytest.skip("horovodrun not on PATH")
     if launcher == "mpirun" and not HAVE_MPIRUN:
         pytest.skip("mpirun not on PATH")
-    script = tmp_path / "job.py"
-    script.write_text(textwrap.dedent(code))
     out_dir = tmp_path / "out"
     out_dir.mkdir(exist_ok=True)
     full_env = dict(os.environ, **BASE_ENV, OUT_DIR=str(out_dir))
     full_env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
-        + ([full_env["PYTHONPATH"]] if full_env.get("PYTHONPATH") else [])
+        [REPO] + ([full_env["PYTHONPATH"]] if full_env.get("PYTHONPATH") else [])
     )
     full_env.update(env or {})
-    cmd = launcher_command(launcher, np) + [sys.executable, str(script), *args]
+    cmd = launcher_command(launcher, np) + [sys.executable, str(script), *map(str, args)]
+    proc = subprocess.Popen(cmd, env=full_env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    started = time.monotonic()
     try:
-        proc = subprocess.run(cmd, env=full_env, cwd=tmp_path, capture_output=True, text=True,
-                              timeout=timeout, start_new_session=True)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{' '.join(cmd)} did not finish within {timeout} s:\n{exc.stdout}\n{exc.stderr}")
-    proc.out_dir = out_dir
-    return proc
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"{' '.join(cmd)} did not finish within {timeout} s:\n{stdout[-4000:]}\n{stderr[-4000:]}")
+    result = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    result.out_dir = out_dir
+    result.seconds = time.monotonic() - started
+    return result
 
 
 def check(proc):

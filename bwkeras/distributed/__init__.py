@@ -14,7 +14,7 @@ from .runtime import (
 )
 from .lr import LR_RULES, scale_learning_rate
 from .sharding import shard
-from .callbacks import BroadcastInitialState, LearningRateWarmup, MetricAverage, callbacks
+from .keras_callbacks import BroadcastInitialState, LearningRateWarmup, MetricAverage, callbacks
 from .optimizer import COMPRESSIONS, DistributedOptimizer
 
 __all__ = [

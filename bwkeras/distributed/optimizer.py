@@ -53,9 +53,9 @@ def DistributedOptimizer(optimizer, compression=None, backward_passes_per_step=1
 
 
 def _horovod_keras2(optimizer, compression, backward_passes_per_step):
-    import horovod.tensorflow.keras as hvd_keras  # noqa: E402  (the one Horovod import site)
+    runtime.horovod(required=True)
+    import horovod.tensorflow.keras as hvd_keras  # Keras 2 only: Horovod's own wrapper
 
-    runtime.init()
     comp = hvd_keras.Compression.fp16 if compression == "fp16" else hvd_keras.Compression.none
     return hvd_keras.DistributedOptimizer(
         optimizer,
@@ -89,12 +89,7 @@ class _DistributedMixin:
         present = [g for g in dense if g is not None]
         if hvd is None or not present:
             return dense
-        if self._hvd_compression == "fp16":
-            from horovod.tensorflow.compression import Compression
-            comp = Compression.fp16
-        else:
-            from horovod.tensorflow.compression import Compression
-            comp = Compression.none
+        comp = hvd.Compression.fp16 if self._hvd_compression == "fp16" else hvd.Compression.none
         reduced = iter(hvd.grouped_allreduce(present, op=hvd.Average, compression=comp))
         return [next(reduced) if g is not None else None for g in dense]
 

@@ -90,9 +90,18 @@ def fit_verbosity(level="auto"):
     return level if is_chief() else 0
 
 
-def horovod():
-    """The initialised ``horovod.tensorflow`` module, or None in a single process."""
-    return _hvd()
+def horovod(required=False):
+    """The initialised ``horovod.tensorflow`` module, or None in a single process.
+
+    required=True initialises Horovod even in a lone process (size 1), for the few
+    features that only Horovod implements there (Keras 2 gradient accumulation).
+    """
+    hvd = _hvd()
+    if hvd is None and required:
+        hvd = _import_horovod()
+        hvd.init()
+        _STATE["hvd"] = hvd
+    return hvd
 
 
 def _pin_gpu():

@@ -11,24 +11,19 @@ import numpy as np
 from . import runtime
 
 
-def _shard_indexable(obj, start, stop, step):
+_KINDS = "numpy arrays, pandas objects, a tuple/list/dict of those, or a tf.data.Dataset"
+
+
+def _check_part(obj):
     import pandas as pd
 
-    if isinstance(obj, (pd.DataFrame, pd.Series)):
-        return obj.iloc[start:stop:step]
-    if isinstance(obj, np.ndarray):
-        return obj[start:stop:step]
-    raise TypeError(
-        f"shard expects numpy arrays, pandas objects, a tuple/list/dict of those, or a "
-        f"tf.data.Dataset; got {type(obj).__name__}"
-    )
+    if not isinstance(obj, (np.ndarray, pd.DataFrame, pd.Series)):
+        raise TypeError(f"shard expects {_KINDS}; got {type(obj).__name__}")
+    return obj
 
 
-def _length(obj):
-    try:
-        return len(obj)
-    except TypeError:
-        raise TypeError(f"cannot shard an object without a length: {type(obj).__name__}") from None
+def _take(obj, start, stop, step):
+    return obj.iloc[start:stop:step] if hasattr(obj, "iloc") else obj[start:stop:step]
 
 
 def shard(data, rank=None, size=None):
@@ -56,7 +51,7 @@ def shard(data, rank=None, size=None):
         parts = list(data)
     else:
         parts = [data]
-    lengths = {_length(p) for p in parts}
+    lengths = {len(_check_part(p)) for p in parts}
     if len(lengths) != 1:
         raise ValueError(f"all arrays to shard must have the same length, got lengths {sorted(lengths)}")
     (n,) = lengths
@@ -64,7 +59,7 @@ def shard(data, rank=None, size=None):
     if per_rank == 0:
         raise ValueError(f"cannot shard {n} samples over {n_ranks} ranks: every rank needs at least one")
     stop = per_rank * n_ranks
-    out = [_shard_indexable(p, r, stop, n_ranks) for p in parts]
+    out = [_take(p, r, stop, n_ranks) for p in parts]
     if isinstance(data, dict):
         return dict(zip(data.keys(), out))
     if isinstance(data, (tuple, list)):
