@@ -134,3 +134,19 @@ def test_warmup_ramps_from_lr_over_size_to_lr(monkeypatch):
     # 4 steps per epoch: progress p = step / 8 over the first two epochs.
     expected = [0.4 * (1 + p * 3) / 4 for p in np.arange(8) / 8] + [0.4] * 4
     np.testing.assert_allclose(seen, expected, rtol=1e-6)
+
+
+def test_wrapped_optimizer_saves_and_loads_as_the_plain_one(tmp_path):
+    # backward_passes_per_step=2 wraps even in a single process (local accumulation).
+    x = np.random.default_rng(1).random((16, 2)).astype("float32")
+    model = keras.Sequential([keras.Input(shape=(2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=dist.DistributedOptimizer(keras.optimizers.Adam(0.01), backward_passes_per_step=2),
+                  loss="mse")
+    before = [w.copy() for w in model.get_weights()]
+    model.fit(x, x[:, :1], batch_size=4, epochs=2, verbose=0)
+    assert any(np.abs(a - b).max() > 0 for a, b in zip(before, model.get_weights()))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert type(loaded.optimizer).__name__ == "Adam"
+    assert type(loaded.optimizer).__module__.startswith("keras")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

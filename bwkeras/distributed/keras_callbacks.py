@@ -31,6 +31,16 @@ class BroadcastInitialState(keras.callbacks.Callback):
         super().__init__()
         self.root_rank = root_rank
 
+    def set_model(self, model):
+        super().set_model(model)
+        # Horovod's collectives cannot run inside an XLA-compiled train step (and the XLA
+        # allreduce op is not built), but Keras 3 turns jit_compile on by itself on GPU
+        # machines ("auto"). fit() builds its train function after set_model, so turning
+        # it off here still takes effect.
+        if runtime.size() > 1 and getattr(model, "jit_compile", False):
+            model.jit_compile = False
+            model.train_function = None
+
     def on_train_begin(self, logs=None):
         if runtime.size() == 1:
             return

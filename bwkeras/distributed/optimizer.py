@@ -57,12 +57,17 @@ def _horovod_keras2(optimizer, compression, backward_passes_per_step):
     import horovod.tensorflow.keras as hvd_keras  # Keras 2 only: Horovod's own wrapper
 
     comp = hvd_keras.Compression.fp16 if compression == "fp16" else hvd_keras.Compression.none
-    return hvd_keras.DistributedOptimizer(
+    wrapped = hvd_keras.DistributedOptimizer(
         optimizer,
         compression=comp,
         backward_passes_per_step=backward_passes_per_step,
         average_aggregated_gradients=True,
     )
+    # Horovod names the dynamic class after the optimizer but leaves it in module
+    # horovod._keras; point it at the optimizer's own module so a saved model loads as the
+    # plain optimizer, without Horovod.
+    type(wrapped).__module__ = type(optimizer).__module__
+    return wrapped
 
 
 class _DistributedMixin:
@@ -74,14 +79,14 @@ class _DistributedMixin:
     def build(self, variables):
         super().build(variables)
         if self._hvd_passes > 1:
-            # Local accumulators are optimizer variables: saved in checkpoints and
-            # broadcast from rank 0 with the rest of the optimizer state.
-            self._hvd_accumulators = [
-                self.add_variable_from_reference(v, name="hvd_accumulator") for v in variables
-            ]
-            self._hvd_micro_step = self.add_variable(
-                shape=(), dtype="int64", initializer="zeros", name="hvd_micro_step"
-            )
+            # Plain tf.Variables, deliberately outside the optimizer's own variables: they
+            # start at zero on every rank (nothing to broadcast), and a saved model keeps the
+            # wrapped optimizer's exact state, so it loads as the plain optimizer.
+            with tf.init_scope():
+                self._hvd_accumulators = [
+                    tf.Variable(tf.zeros(v.shape, dtype=v.dtype), trainable=False) for v in variables
+                ]
+                self._hvd_micro_step = tf.Variable(0, dtype=tf.int64, trainable=False)
 
     def _hvd_average(self, grads):
         hvd = runtime.horovod()
