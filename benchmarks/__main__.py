@@ -1,0 +1,54 @@
+"""Run the benchmarks: python -m benchmarks [NAME ...] [--quick]."""
+import argparse
+import importlib
+import json
+import os
+import pkgutil
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def available():
+    return sorted(m.name[: -len("_bench")] for m in pkgutil.iter_modules([str(HERE))
+                  if m.name.endswith("_bench"))
+
+
+def write_json(path, data):
+    """Atomic: a crashed benchmark never leaves a half-written result behind."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, default=float)
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {available()})")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    args = parser.parse_args(argv)
+    names = args.names or available()
+    unknown = sorted(set(names) - set(available()))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; available: {available()}")
+    (HERE / "results").mkdir(exist_ok=True)
+    for name in names:
+        module = importlib.import_module(f"benchmarks.{name}_bench")
+        started = time.time()
+        print(f"== {name}", flush=True)
+        result = module.run(quick=args.quick)
+        result.setdefault("machine", {"platform": platform.platform(), "cpus": os.cpu_count(),
+                                      "python": sys.version.split()[0]})
+        result["seconds"] = round(time.time() - started, 1)
+        out = HERE / "results" / f"{name}.json"
+        write_json(out, result)
+        print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2, default=float)[:3000])
+        print(f"-> {out.relative_to(HERE.parent)}")
+
+
+if __name__ == "__main__":
+    main()
