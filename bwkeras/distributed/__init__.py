@@ -16,11 +16,12 @@ from .lr import LR_RULES, scale_learning_rate
 from .sharding import shard
 from .keras_callbacks import BroadcastInitialState, LearningRateWarmup, MetricAverage, callbacks
 from .optimizer import COMPRESSIONS, DistributedOptimizer
+from .preemption import EXIT_PREEMPTED, StopOnSignal
 
 __all__ = [
     "init", "rank", "size", "local_rank", "local_size", "is_chief", "fit_verbosity", "horovod",
     "launcher_world_size", "allreduce", "allgather", "allgather_object", "broadcast",
     "broadcast_variables", "barrier", "scale_learning_rate", "LR_RULES", "shard", "callbacks",
     "BroadcastInitialState", "MetricAverage", "LearningRateWarmup", "DistributedOptimizer",
-    "COMPRESSIONS",
+    "COMPRESSIONS", "StopOnSignal", "EXIT_PREEMPTED",
 ]

@@ -1,0 +1,133 @@
+"""Render Slurm (sbatch) and PBS/aprun batch scripts from a JobSpec.
+
+Every user value in the script body goes through shlex.quote, so a job name such as
+`x; rm -rf ~` stays an inert string; directive lines (#SBATCH, #PBS) are read by the
+scheduler, never by the shell, and JobSpec already refused line breaks in them.
+"""
+import shlex
+
+from .spec import EXIT_PREEMPTED
+
+q = shlex.quote
+
+
+def _directive(value):
+    """A directive value in double quotes, as Slurm and PBS read them: spaces, ';', '$'
+    stay literal, and JobSpec already refused line breaks."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _command(spec):
+    return " ".join(q(a) for a in spec.command)
+
+
+def _exports(spec):
+    return [f"export {k}={q(v)}" for k, v in sorted(spec.env.items())]
+
+
+# After the training step: a preempted run (it checkpointed and exited EXIT_PREEMPTED)
+# is requeued when the job asked for it, so it resumes from its checkpoint on its own.
+_SLURM_TAIL = f"""status=$?
+if [ "$status" -eq {EXIT_PREEMPTED} ] && [ "${{BWKERAS_REQUEUE:-0}}" = 1 ]; then
+  echo "bwkeras: preempted; checkpoint written; requeueing job $SLURM_JOB_ID"
+  scontrol requeue "$SLURM_JOB_ID"
+  exit 0
+fi
+exit "$status"
+"""
+
+
+def render_slurm(spec):
+    lines = [
+        "#!/bin/bash",
+        f"#SBATCH --job-name={_directive(spec.job_name)}",
+        f"#SBATCH --nodes={spec.nodes}",
+        f"#SBATCH --ntasks-per-node={spec.tasks_per_node}",
+        f"#SBATCH --cpus-per-task={spec.cpus_per_task}",
+        f"#SBATCH --time={spec.time}",
+        f"#SBATCH --output={_directive(spec.output)}",
+        f"#SBATCH --chdir={_directive(spec.workdir)}",
+    ]
+    if spec.account:
+        lines.append(f"#SBATCH --account={_directive(spec.account)}")
+    if spec.partition:
+        lines.append(f"#SBATCH --partition={_directive(spec.partition)}")
+    if spec.signal_seconds:
+        # B: the batch shell gets the warning; it forwards SIGTERM to the training below.
+        lines.append(f"#SBATCH --signal=B:USR1@{spec.signal_seconds}")
+    if spec.requeue:
+        lines.append("#SBATCH --requeue")
+        lines.append("#SBATCH --open-mode=append")
+    lines += [
+        "set -u",
+        f"export BWKERAS_REQUEUE={int(spec.requeue)}",
+        "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}",
+        *_exports(spec),
+        "",
+    ]
+    if spec.launcher == "srun":
+        # Horovod built with MPI: srun starts the ranks and PMIx wires them up.
+        launch = f"srun --mpi=pmix --ntasks={spec.ntasks} --ntasks-per-node={spec.tasks_per_node} {_command(spec)}"
+    elif spec.launcher == "horovodrun":
+        # Gloo: horovodrun needs host:slots for every node of the allocation.
+        lines.append(
+            f'HOSTS=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed "s/$/:{spec.tasks_per_node}/" | paste -sd, -)'
+        )
+        launch = f'horovodrun --gloo -np {spec.ntasks} -H "$HOSTS" {_command(spec)}'
+    else:  # mpirun inside the allocation
+        launch = (f"mpirun -np {spec.ntasks} --map-by ppr:{spec.tasks_per_node}:node "
+                  f"--bind-to none {_command(spec)}")
+    lines += [
+        "# The scheduler's warning (USR1 via --signal, or TERM) reaches this shell; it asks the",
+        "# ranks to stop through a file they check at every epoch end: they finish the epoch,",
+        "# checkpoint, and exit with the 'preempted' status. Works the same for every launcher.",
+        'export BWKERAS_STOP_FILE="${BWKERAS_STOP_FILE:-$PWD/.bwkeras-stop-$SLURM_JOB_ID}"',
+        'rm -f "$BWKERAS_STOP_FILE"',
+        "trap 'touch \"$BWKERAS_STOP_FILE\"' USR1 TERM",
+        f"{launch} &",
+        "child=$!",
+        '# A trapped signal interrupts `wait`: wait again until the training really ended.',
+        'while true; do wait "$child"; status=$?; kill -0 "$child" 2>/dev/null || break; done',
+        'rm -f "$BWKERAS_STOP_FILE"',
+        "(exit $status)",
+        _SLURM_TAIL,
+    ]
+    return "\n".join(lines)
+
+
+def render_pbs(spec):
+    """Blue Waters style: nodes/ppn, walltime, `aprun -n -N -d -cc none -b`."""
+    lines = [
+        "#!/bin/bash",
+        f"#PBS -N {_directive(spec.job_name)}",
+        f"#PBS -l nodes={spec.nodes}:ppn={spec.tasks_per_node * spec.cpus_per_task}",
+        f"#PBS -l walltime={spec.time}",
+        "#PBS -j oe",
+    ]
+    if spec.account:
+        lines.append(f"#PBS -A {_directive(spec.account)}")
+    if spec.partition:
+        lines.append(f"#PBS -q {_directive(spec.partition)}")
+    lines += [
+        "set -u",
+        'cd "${PBS_O_WORKDIR:-.}"',
+        f"cd {q(spec.workdir)}",
+        "# Horovod's background thread calls MPI from a second thread.",
+        "export MPICH_MAX_THREAD_SAFETY=multiple",
+        f"export OMP_NUM_THREADS={spec.cpus_per_task}",
+        *_exports(spec),
+        "",
+    ]
+    if spec.launcher == "aprun":
+        # -n ranks, -N ranks per node, -d cores per rank, -cc none: no core binding (the
+        # Horovod thread moves freely), -b: run the command as is, no binary staging.
+        launch = (f"aprun -n {spec.ntasks} -N {spec.tasks_per_node} -d {spec.cpus_per_task} "
+                  f"-cc none -b {_command(spec)}")
+    else:
+        launch = f"mpirun -np {spec.ntasks} --map-by ppr:{spec.tasks_per_node}:node {_command(spec)}"
+    lines += [launch, ""]
+    return "\n".join(lines)
+
+
+def render(spec):
+    return render_slurm(spec) if spec.scheduler == "slurm" else render_pbs(spec)

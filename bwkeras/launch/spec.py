@@ -1,0 +1,91 @@
+"""One description of a batch job, validated once, from which every script is rendered."""
+import dataclasses
+import re
+import typing
+
+SCHEDULERS = ("slurm", "pbs")
+LAUNCHERS = {"slurm": ("srun", "horovodrun", "mpirun"), "pbs": ("aprun", "mpirun")}
+DEFAULT_LAUNCHER = {"slurm": "srun", "pbs": "aprun"}
+
+from ..exit_codes import EXIT_PREEMPTED  # noqa: E402,F401  (re-exported for the renderers)
+
+_TIME = re.compile(r"^(?:(\d+)-)?(\d{1,3}):([0-5]\d):([0-5]\d)$")
+
+
+def parse_time(text):
+    """'HH:MM:SS' or 'D-HH:MM:SS' -> seconds; ValueError naming the text otherwise."""
+    match = _TIME.match(text) if isinstance(text, str) else None
+    if not match:
+        raise ValueError(f"time limit {text!r} is not HH:MM:SS (or D-HH:MM:SS)")
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    if total <= 0:
+        raise ValueError(f"time limit {text!r} must be longer than zero")
+    return total
+
+
+def _plain_text(name, value):
+    # Values reach '#SBATCH' / '#PBS' lines, which the scheduler reads, and the script body,
+    # where they are shell-quoted. A line break would start a new directive or command.
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or any(c in value for c in "\n\r\0"):
+        raise ValueError(f"{name} must be a one-line, non-empty string, got {value!r}")
+    return value
+
+
+def _positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+@dataclasses.dataclass
+class JobSpec:
+    """What to run (`command`, the argv of ONE rank) and where (resources, scheduler)."""
+
+    command: typing.List[str]
+    scheduler: str = "slurm"
+    nodes: int = 1
+    tasks_per_node: int = 1
+    time: str = "00:30:00"
+    job_name: str = "bwkeras"
+    account: typing.Optional[str] = None
+    partition: typing.Optional[str] = None      # Slurm partition, or PBS queue
+    launcher: typing.Optional[str] = None       # default: srun (slurm) / aprun (pbs)
+    cpus_per_task: int = 1
+    workdir: str = "."
+    output: str = "job-%j.out"
+    requeue: bool = False
+    signal_seconds: int = 120                   # warning signal this long before the limit
+    env: typing.Dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {self.scheduler!r}; expected one of {SCHEDULERS}")
+        if self.launcher is None:
+            self.launcher = DEFAULT_LAUNCHER[self.scheduler]
+        if self.launcher not in LAUNCHERS[self.scheduler]:
+            raise ValueError(f"unknown launcher {self.launcher!r} for {self.scheduler}; "
+                             f"expected one of {LAUNCHERS[self.scheduler]}")
+        _positive("nodes", self.nodes)
+        _positive("tasks_per_node", self.tasks_per_node)
+        _positive("cpus_per_task", self.cpus_per_task)
+        self.time_seconds = parse_time(self.time)
+        if isinstance(self.signal_seconds, bool) or not isinstance(self.signal_seconds, int) \
+                or not 0 <= self.signal_seconds < self.time_seconds:
+            raise ValueError(f"signal_seconds must be an integer in [0, time limit), got {self.signal_seconds!r}")
+        for name in ("job_name", "account", "partition", "workdir", "output"):
+            _plain_text(name, getattr(self, name))
+        if not self.command or not all(isinstance(a, str) for a in self.command):
+            raise ValueError(f"command must be a non-empty list of strings, got {self.command!r}")
+        for arg in self.command:
+            _plain_text("command argument", arg)
+        for key, value in self.env.items():
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+                raise ValueError(f"environment variable name {key!r} is not a valid name")
+            _plain_text(f"env[{key}]", value)
+
+    @property
+    def ntasks(self):
+        return self.nodes * self.tasks_per_node

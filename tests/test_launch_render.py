@@ -1,0 +1,77 @@
+"""Batch scripts rendered from one JobSpec: validation, quoting, and real shells."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bwkeras.launch import JobSpec, parse_time, render, write_script
+
+
+def spec(**kw):
+    base = dict(command=[sys.executable, "-c", "print('hi')"], nodes=1, tasks_per_node=2, time="00:10:00")
+    base.update(kw)
+    return JobSpec(**base)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(scheduler="lsf"), "unknown scheduler 'lsf'.*slurm.*pbs"),
+    (dict(launcher="aprun"), "unknown launcher 'aprun' for slurm"),
+    (dict(scheduler="pbs", launcher="srun"), "unknown launcher 'srun' for pbs"),
+    (dict(nodes=0), "nodes must be an integer >= 1, got 0"),
+    (dict(tasks_per_node=-1), "tasks_per_node must be an integer >= 1, got -1"),
+    (dict(time="1 hour"), "time limit '1 hour' is not HH:MM:SS"),
+    (dict(time="00:61:00"), "'00:61:00' is not HH:MM:SS"),
+    (dict(time="00:00:00"), "longer than zero"),
+    (dict(job_name="a\nb"), "job_name must be a one-line"),
+    (dict(account="x\n#SBATCH --qos=high"), "account must be a one-line"),
+    (dict(env={"1BAD": "x"}), "'1BAD' is not a valid name"),
+])
+def test_bad_descriptions_are_refused(kw, match):
+    with pytest.raises(ValueError, match=match):
+        spec(**kw)
+
+
+def test_parse_time():
+    assert parse_time("01:02:03") == 3723
+    assert parse_time("2-00:00:01") == 2 * 86400 + 1
+
+
+@pytest.mark.parametrize("scheduler, launcher", [("slurm", "srun"), ("slurm", "horovodrun"),
+                                                 ("slurm", "mpirun"), ("pbs", "aprun"), ("pbs", "mpirun")])
+def test_every_variant_is_valid_bash(tmp_path, scheduler, launcher):
+    s = spec(scheduler=scheduler, launcher=launcher, job_name="x; rm -rf ~", account="acc 1",
+             partition="p$USER", env={"A": "it's"})
+    path = write_script(s, tmp_path)
+    assert os.access(path, os.X_OK)
+    proc = subprocess.run(["bash", "-n", path], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    text = Path(path).read_text()
+    assert text.startswith("#!/bin/bash\n")
+    # User values sit quoted inside directives; no line of the body starts with them.
+    assert '"x; rm -rf ~"' in text
+    assert not any(line.startswith("rm -rf") for line in text.splitlines())
+    assert "export A='it'\"'\"'s'" in text
+
+
+def test_slurm_script_holds_resources_and_launch_line():
+    text = render(spec(nodes=2, tasks_per_node=4, account="abc", partition="gpu", requeue=True,
+                       signal_seconds=90))
+    for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4", '#SBATCH --account="abc"',
+                 '#SBATCH --partition="gpu"', "#SBATCH --time=00:10:00", "#SBATCH --requeue",
+                 "#SBATCH --signal=B:USR1@90"):
+        assert line in text.splitlines()
+    assert "srun --mpi=pmix --ntasks=8 --ntasks-per-node=4 " in text
+    hvd = render(spec(nodes=2, tasks_per_node=4, launcher="horovodrun"))
+    assert "scontrol show hostnames" in hvd and 'horovodrun --gloo -np 8 -H "$HOSTS"' in hvd
+
+
+def test_pbs_script_is_blue_waters_style():
+    text = render(spec(scheduler="pbs", nodes=3, tasks_per_node=1, cpus_per_task=16, time="02:00:00",
+                       account="bacc", partition="normal"))
+    lines = text.splitlines()
+    for line in ("#PBS -l nodes=3:ppn=16", "#PBS -l walltime=02:00:00", '#PBS -A "bacc"', '#PBS -q "normal"',
+                 "export MPICH_MAX_THREAD_SAFETY=multiple"):
+        assert line in lines
+    assert any(line.startswith("aprun -n 3 -N 1 -d 16 -cc none -b ") for line in lines)
