@@ -75,3 +75,35 @@ def test_pbs_script_is_blue_waters_style():
                  "export MPICH_MAX_THREAD_SAFETY=multiple"):
         assert line in lines
     assert any(line.startswith("aprun -n 3 -N 1 -d 16 -cc none -b ") for line in lines)
+
+
+@pytest.mark.launcher
+def test_pbs_aprun_script_runs_end_to_end_with_a_stand_in_aprun(tmp_path):
+    """No PBS server or ALPS here: run the rendered script with bash, PBS's variables set as
+    PBS sets them, and tests/slurm/aprun (which maps -n/-N/-d onto a local mpirun) on PATH."""
+    import json
+    import shutil
+
+    if shutil.which("mpirun") is None:
+        pytest.skip("mpirun not on PATH")
+    out = tmp_path / "out"
+    out.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    report = ("import json, os; from bwkeras import distributed as d; d.init(); "
+              "open(os.path.join(os.environ['OUT_DIR'], f'rank{d.rank()}.json'), 'w').write("
+              "json.dumps({'size': d.size(), 'cwd': os.getcwd(), 'threads': os.environ['OMP_NUM_THREADS'], "
+              "'mpich': os.environ['MPICH_MAX_THREAD_SAFETY']}))")
+    s = spec(scheduler="pbs", command=[sys.executable, "-c", report], nodes=1, tasks_per_node=2,
+             workdir="work", job_name="bw; echo pwned", env={"OUT_DIR": str(out)})
+    path = write_script(s, tmp_path)
+    env = dict(os.environ, PATH=f"{Path(__file__).parent / 'slurm'}:{os.environ['PATH']}",
+               PBS_O_WORKDIR=str(tmp_path), PBS_JOBID="123.bw", PBS_JOBNAME="bw",
+               OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run(["bash", path], cwd="/", env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "aprun stand-in: 2 ranks, 2 per node, depth 1, MPICH_MAX_THREAD_SAFETY=multiple" in proc.stdout
+    assert "pwned" not in proc.stdout
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+    for r in ranks:
+        assert r == {"size": 2, "cwd": str(work), "threads": "1", "mpich": "multiple"}
