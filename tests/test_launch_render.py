@@ -107,3 +107,12 @@ def test_pbs_aprun_script_runs_end_to_end_with_a_stand_in_aprun(tmp_path):
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
     for r in ranks:
         assert r == {"size": 2, "cwd": str(work), "threads": "1", "mpich": "multiple"}
+
+
+@pytest.mark.parametrize("name", ["srun_pmix.sbatch", "horovodrun_gloo.sbatch", "bluewaters_aprun.pbs"])
+def test_example_batch_scripts_parse_and_hard_code_no_account(name):
+    path = Path(__file__).parents[1] / "slurm" / name
+    proc = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    directives = [l for l in path.read_text().splitlines() if l.startswith(("#SBATCH", "#PBS"))]
+    assert directives and not any(k in l for l in directives for k in ("--account", "--partition", " -A ", " -q "))
