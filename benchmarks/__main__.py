@@ -14,7 +14,7 @@ HERE = Path(__file__).parent
 
 
 def available():
-    return sorted(m.name[: -len("_bench")] for m in pkgutil.iter_modules([str(HERE))
+    return sorted(m.name[: -len("_bench")] for m in pkgutil.iter_modules([str(HERE)])
                   if m.name.endswith("_bench"))
 
 

@@ -1,0 +1,268 @@
+"""RegressionModel: what every regression family shares.
+
+A family is a keras.Model whose weights are its named parameters. It defines
+  - its parameter groups: (weight name, parameter names, initial values, vector or scalar),
+  - `_function(x, params)`: f(x; theta) with TF ops, where each entry of `params` is either
+    the group's value (scalar or vector) or that value repeated once per row (shape
+    (n,) or (n, k)); written with broadcasting, one formula serves both the Keras forward
+    pass and the per-row Jacobian (see `levenberg_marquardt`),
+  - `_prepare_x(array, offset)`: validates a float64 numpy block of inputs,
+  - `solve(...)`: the exact (linear) or second-order (nonlinear) fit, written into the weights.
+
+dtype="float64" keeps the forward pass in float64. Note that Keras 3's `fit`/`predict`
+convert float64 numpy inputs to floatx (float32) before the model sees them; call the
+model directly (`model(x)`) or use `predict_float64` to keep every digit. `solve` always
+works in float64.
+
+The weights are created in `__init__` rather than `build`: the number of parameters
+follows from the constructor arguments alone, and `coefficients` / `set_coefficients`
+(e.g. NIST starting values) must work before the model has seen data.
+"""
+import numbers
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+DTYPES = ("float32", "float64")
+
+
+def check_dtype(dtype):
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return dtype
+    for name in DTYPES:  # numpy / TF dtype objects naming the same thing
+        try:
+            if np.dtype(getattr(dtype, "as_numpy_dtype", dtype)) == np.dtype(name):
+                return name
+        except TypeError:
+            pass
+    raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+
+
+def check_features(n_features):
+    if isinstance(n_features, bool) or not isinstance(n_features, numbers.Integral) or n_features < 1:
+        raise ValueError(f"n_features must be an integer >= 1, got {n_features!r}")
+    return int(n_features)
+
+
+class _Slots:
+    """Plain holder for the parameter variables, outside Keras' attribute tracking
+    (the variables are tracked once, by add_weight)."""
+
+    def __init__(self, variables, groups):
+        self.variables = variables
+        self.groups = groups
+
+
+class RegressionModel(keras.Model):
+    """Base class of the regression families; not registered, not for direct use."""
+
+    #: "squared" (least squares) or "bernoulli" (maximum likelihood for 0/1 outcomes)
+    objective = "squared"
+    #: solved by `least_squares` (QR) rather than Levenberg-Marquardt
+    linear_in_parameters = False
+    #: number of input columns; one feature is given as (n,) or (n, 1) and computed as (n,)
+    n_features = 1
+
+    def __init__(self, dtype="float32", name=None, trainable=True, **kwargs):
+        dtype = check_dtype(dtype)
+        super().__init__(name=name, dtype=dtype, trainable=trainable, **kwargs)
+        self._param_dtype = dtype
+
+    # -- parameters ----------------------------------------------------------------------
+    def _create_parameters(self, groups):
+        """groups: list of (weight_name, [param names], [initial values], is_vector)."""
+        variables = []
+        for weight_name, names, initial, vector in groups:
+            shape = (len(names),) if vector else ()
+            var = self.add_weight(name=weight_name, shape=shape, initializer="zeros",
+                                  dtype=self._param_dtype, trainable=True)
+            var.assign(np.asarray(initial if vector else initial[0], dtype=self._param_dtype))
+            variables.append(var)
+        self._slots = _Slots(variables, [(g[0], list(g[1]), bool(g[3])) for g in groups])
+        self.built = True
+
+    @property
+    def param_names(self):
+        return [n for _, names, _ in self._slots.groups for n in names]
+
+    @property
+    def group_shapes(self):
+        return [((len(names),) if vector else ()) for _, names, vector in self._slots.groups]
+
+    def get_parameters(self):
+        """The parameters as one float64 vector, in `param_names` order."""
+        return np.concatenate([np.ravel(np.asarray(v.numpy(), dtype=np.float64))
+                               for v in self._slots.variables])
+
+    def set_parameters(self, values):
+        """Assign all parameters from a sequence (in `param_names` order) or some by name
+        from a mapping."""
+        names = self.param_names
+        current = self.get_parameters()
+        if isinstance(values, dict):
+            unknown = [k for k in values if k not in names]
+            if unknown:
+                raise ValueError(f"unknown parameter(s) {unknown}; this model's parameters are {names}")
+            for k, v in values.items():
+                current[names.index(k)] = v
+            new = current
+        else:
+            new = np.asarray(values, dtype=np.float64).ravel()
+            if new.shape != current.shape:
+                raise ValueError(f"expected {len(names)} values for {names}, got {new.size}")
+        if not np.isfinite(new).all():
+            raise ValueError(f"parameter values must be finite, got {dict(zip(names, new.tolist()))}")
+        i = 0
+        for var, shape in zip(self._slots.variables, self.group_shapes):
+            size = int(np.prod(shape)) if shape else 1
+            var.assign(new[i:i + size].reshape(shape).astype(self._param_dtype))
+            i += size
+
+    def set_coefficients(self, mapping):
+        """Set some or all parameters by name, e.g. NIST starting values."""
+        if not isinstance(mapping, dict):
+            raise TypeError(f"set_coefficients expects a dict name -> value, got {type(mapping).__name__}")
+        self.set_parameters(mapping)
+
+    @property
+    def coefficients(self):
+        """dict parameter name -> current value (float)."""
+        return dict(zip(self.param_names, self.get_parameters().tolist()))
+
+    def split_parameters(self, theta):
+        """Split a flat float64 vector into per-group tensors (scalars or vectors)."""
+        out, i = [], 0
+        for shape in self.group_shapes:
+            size = shape[0] if shape else 1
+            piece = tf.constant(np.asarray(theta[i:i + size], dtype=np.float64).reshape(shape))
+            out.append(piece)
+            i += size
+        return out
+
+    # -- inputs --------------------------------------------------------------------------
+    def _prepare_x(self, x, offset=0):
+        """Validate one float64 numpy block: (n,) or (n, 1) -> (n,) for one feature, else (n, k)."""
+        k = self.n_features
+        if k == 1 and x.ndim == 2 and x.shape[1] == 1:
+            x = x[:, 0]
+        if k == 1 and x.ndim == 1:
+            return x
+        if x.ndim == 2 and x.shape[1] == k:
+            return x
+        got = f"{x.shape[1]} feature column(s) (shape {x.shape})" if x.ndim == 2 else f"shape {x.shape}"
+        raise ValueError(
+            f"x has {got} but {type(self).__name__} has n_features={k}: expected shape "
+            f"{'(n,) or (n, 1)' if k == 1 else f'(n, {k})'}"
+        )
+
+    def _prepare_y(self, y, offset=0):
+        return y
+
+    def _inputs_tensor(self, inputs):
+        x = tf.convert_to_tensor(inputs)
+        if x.dtype != self.compute_dtype:
+            x = tf.cast(x, self.compute_dtype)
+        if self.n_features == 1 and x.shape.rank == 2:
+            x = tf.squeeze(x, axis=-1)  # one feature: computed on shape (n,)
+        return x
+
+    # -- Keras ---------------------------------------------------------------------------
+    def call(self, inputs):
+        x = self._inputs_tensor(inputs)
+        params = [tf.cast(tf.convert_to_tensor(v), x.dtype) for v in self._slots.variables]
+        return self._function(x, params)
+
+    def _function(self, x, params):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict_float64(self, x):
+        """f(x; theta) in float64 with the current parameters, as a numpy array."""
+        from .blocks import as_float64, check_finite
+
+        xa = self._prepare_x(as_float64("x", x))
+        check_finite("x", xa)
+        out = self._function(tf.constant(xa), self.split_parameters(self.get_parameters()))
+        return np.asarray(out, dtype=np.float64)
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, "dtype": self._param_dtype}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # -- solving -------------------------------------------------------------------------
+    def _finish(self, result):
+        self.set_parameters(result.params.to_numpy())
+        return result
+
+
+class LinearFamily(RegressionModel):
+    """A family linear in its parameters: y = theta_0 + design(x) theta_1, solved by QR."""
+
+    linear_in_parameters = True
+
+    def _design(self, x):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def solve(self, x, y=None, *, batch_size=None, distributed=None, rcond=None):
+        """The exact least-squares fit, by orthogonal factorisation in float64.
+
+        x, y: arrays; or y=None and x a tf.data.Dataset / iterable of (x, y) batches,
+        streamed once with memory bounded by the batch size. Under a launcher each rank
+        passes its own shard and gets the result on all ranks' data (distributed=None);
+        distributed=False solves this process's data alone. The solution is written into
+        the model's weights. Raises ValueError for a rank-deficient design.
+        """
+        from .linear_solve import least_squares
+
+        result = least_squares(
+            x, y, param_names=self.param_names, intercept=True, design=self._design,
+            prepare_x=self._prepare_x, batch_size=batch_size, distributed=distributed,
+            rcond=rcond,
+        )
+        return self._finish(result)
+
+
+class NonlinearFamily(RegressionModel):
+    """A family nonlinear in its parameters, solved by Levenberg-Marquardt."""
+
+    def initial_guess(self, x, y=None, *, batch_size=None, distributed=None):
+        raise ValueError(
+            f"{type(self).__name__} has no data-driven initial guess; set starting values "
+            f"with set_coefficients({{...}}) and solve with start='current'"
+        )
+
+    def solve(self, x, y=None, *, start="current", batch_size=None, distributed=None,
+              max_iterations=200, tolerance=1e-10):
+        """The least-squares (or maximum-likelihood) fit by Levenberg-Marquardt in float64.
+
+        start: "current" (the model's parameters, e.g. set from NIST starting values),
+        "guess" (a data-driven guess, see `initial_guess`), or a dict name -> value.
+        The data are passed over several times: arrays, a tf.data.Dataset or a list of
+        (x, y) batches (not a one-shot iterator). Returns a FitResult whose `converged` is
+        False, with a ConvergenceWarning, when the relative offset did not reach
+        `tolerance` within `max_iterations` accepted steps. The result (the last iterate if
+        not converged) is written into the model's weights.
+        """
+        from .levenberg_marquardt import levenberg_marquardt
+
+        if isinstance(start, str) and start == "current":
+            theta0 = self.get_parameters()
+        elif isinstance(start, str) and start == "guess":
+            theta0 = self.initial_guess(x, y, batch_size=batch_size, distributed=distributed)
+        elif isinstance(start, dict):
+            unknown = [k for k in start if k not in self.param_names]
+            if unknown:
+                raise ValueError(f"unknown parameter(s) {unknown} in start; the parameters are {self.param_names}")
+            theta0 = self.get_parameters()
+            for k, v in start.items():
+                theta0[self.param_names.index(k)] = v
+        else:
+            raise ValueError(f"start must be 'current', 'guess' or a dict name -> value, got {start!r}")
+        result = levenberg_marquardt(
+            self, x, y, start=theta0, objective=self.objective, batch_size=batch_size,
+            distributed=distributed, max_iterations=max_iterations, tolerance=tolerance,
+        )
+        return self._finish(result)

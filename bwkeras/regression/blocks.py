@@ -1,0 +1,197 @@
+"""Validated float64 (x, y) row blocks from arrays, a tf.data.Dataset or any iterable.
+
+The solvers never hold more than one block (plus a few p x p matrices), so memory is
+bounded by the block size whatever the number of rows.
+"""
+import numbers
+
+import numpy as np
+
+DEFAULT_BLOCK_ROWS = 65536
+
+
+def _is_array_like(value):
+    if isinstance(value, (np.ndarray, numbers.Number)):
+        return True
+    if isinstance(value, list):
+        # [1.0, 2.0] or [[1, 2], [3, 4]] are data; [(x1, y1), (x2, y2)] is a list of batches.
+        return not value or not isinstance(value[0], tuple)
+    module = type(value).__module__
+    if module.startswith("pandas"):
+        return True
+    try:
+        import tensorflow as tf
+
+        return tf.is_tensor(value)
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def _is_dataset(value):
+    try:
+        import tensorflow as tf
+
+        return isinstance(value, tf.data.Dataset)
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def as_float64(name, value):
+    """`value` as a float64 numpy array; TypeError if it is not numeric."""
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"{name} must be numeric (array, Series, tensor), got {type(value).__name__}")
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # e.g. ragged lists
+        raise TypeError(f"{name} cannot be converted to a numeric array: {exc}") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must hold real numbers, got an array of dtype {array.dtype} "
+            f"(allowed: bool, integer or floating point)"
+        )
+    return array.astype(np.float64, copy=False)
+
+
+def check_finite(name, array, offset=0):
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = np.argwhere(~finite)[0]
+        row = int(bad[0]) + offset
+        raise ValueError(
+            f"{name} contains NaN or inf (first at row {row}: {float(array[tuple(bad)])!r}); "
+            f"remove or impute those rows before solving"
+        )
+
+
+def as_response(name, value, offset=0):
+    """y as a 1-D float64 array (n,) from (n,) or (n, 1), finite."""
+    y = as_float64(name, value)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be one response per sample, shape (n,) or (n, 1); got shape {y.shape}")
+    check_finite(name, y, offset)
+    return y
+
+
+def check_batch_size(batch_size):
+    if batch_size is None:
+        return DEFAULT_BLOCK_ROWS
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    return int(batch_size)
+
+
+class BlockSource:
+    """Re-iterable (when the data allow it) source of (x_block, y_block) float64 pairs.
+
+    x, y: arrays (numpy, pandas, tensors, lists) split into blocks of `batch_size` rows;
+    or y=None and x a tf.data.Dataset / iterable yielding (x_batch, y_batch) pairs.
+    prepare_x(array, offset) validates one x block's shape and returns it (float64);
+    prepare_y(array, offset) checks a y block's values (e.g. 0/1 outcomes).
+    Validation (finite values, matching lengths, shapes) happens as blocks are produced,
+    so a streamed data set is checked in full without being held in memory.
+    """
+
+    def __init__(self, x, y=None, *, prepare_x, prepare_y=None, batch_size=None, name_x="x",
+                 name_y="y"):
+        self.prepare_x = prepare_x
+        self.prepare_y = prepare_y or (lambda block, offset: block)
+        self.batch_size = check_batch_size(batch_size)
+        self.name_x, self.name_y = name_x, name_y
+        self.in_memory = y is not None
+        if y is None:
+            if isinstance(x, tuple) and len(x) == 2 and all(_is_array_like(v) for v in x) \
+                    and not all(isinstance(v, tuple) for v in x):
+                x, y = x
+                self.in_memory = True
+            elif _is_array_like(x):
+                raise TypeError(
+                    f"y is missing: pass solve(x, y) with arrays, or a tf.data.Dataset / "
+                    f"iterable of (x, y) batches as the only argument (got {type(x).__name__})"
+                )
+        if self.in_memory:
+            self._x, self._y = self._validate_arrays(x, y)
+            self.reiterable = True
+            self.n_rows = len(self._y)
+        else:
+            if not (_is_dataset(x) or hasattr(x, "__iter__")):
+                raise TypeError(
+                    f"data must be arrays (x, y), a tf.data.Dataset or an iterable of (x, y) "
+                    f"batches; got {type(x).__name__}"
+                )
+            self._stream = x
+            self.reiterable = _is_dataset(x) or iter(x) is not x
+            self.n_rows = None
+
+    def _validate_arrays(self, x, y):
+        xa = as_float64(self.name_x, x)
+        ya = as_float64(self.name_y, y)
+        nx = xa.shape[0] if xa.ndim else None
+        ny = ya.shape[0] if ya.ndim else None
+        if nx is None or ny is None:
+            raise ValueError(
+                f"{self.name_x} and {self.name_y} must be arrays with one row per sample, got "
+                f"shapes {xa.shape} and {ya.shape}"
+            )
+        if nx != ny:
+            raise ValueError(
+                f"{self.name_x} and {self.name_y} have different lengths: {nx} rows and {ny} rows"
+            )
+        if nx == 0:
+            raise ValueError(f"{self.name_x} and {self.name_y} are empty: need at least one sample")
+        ya = self.prepare_y(as_response(self.name_y, ya), 0)
+        xa = self.prepare_x(xa, 0)
+        check_finite(self.name_x, xa)
+        return xa, ya
+
+    def _stream_blocks(self):
+        offset = 0
+        for i, element in enumerate(self._stream):
+            if not (isinstance(element, (tuple, list)) and len(element) == 2):
+                raise ValueError(
+                    f"batch {i} of the data is not an (x, y) pair (got {type(element).__name__}"
+                    f"{' of length %d' % len(element) if isinstance(element, (tuple, list)) else ''}); "
+                    f"the data must yield (x_batch, y_batch)"
+                )
+            xb = as_float64(self.name_x, element[0])
+            yb = as_float64(self.name_y, element[1])
+            if xb.ndim == 0 or yb.ndim == 0:
+                raise ValueError(
+                    f"batch {i} holds a single sample (x shape {xb.shape}, y shape {yb.shape}); "
+                    f"batch the data set first, e.g. dataset.batch(65536)"
+                )
+            if xb.shape[0] != yb.shape[0]:
+                raise ValueError(
+                    f"batch {i}: {self.name_x} and {self.name_y} have different lengths: "
+                    f"{xb.shape[0]} rows and {yb.shape[0]} rows"
+                )
+            if xb.shape[0] == 0:
+                continue
+            yb = self.prepare_y(as_response(self.name_y, yb, offset), offset)
+            xb = self.prepare_x(xb, offset)
+            check_finite(self.name_x, xb, offset)
+            yield xb, yb
+            offset += yb.shape[0]
+
+    def __iter__(self):
+        if self.in_memory:
+            step = self.batch_size
+            for start in range(0, self.n_rows, step):
+                yield self._x[start:start + step], self._y[start:start + step]
+        else:
+            yield from self._stream_blocks()
+
+    def sample(self, rows=None):
+        """Up to `rows` (default: the block size) rows strided over all in-memory rows."""
+        rows = rows or self.batch_size
+        stride = max(1, -(-self.n_rows // rows))
+        return self._x[::stride], self._y[::stride]
+
+    def require_reiterable(self, why):
+        if not self.reiterable:
+            raise TypeError(
+                f"{why} needs several passes over the data, but got a one-shot iterator "
+                f"({type(self._stream).__name__}); pass a tf.data.Dataset, a list of batches, "
+                f"or arrays"
+            )

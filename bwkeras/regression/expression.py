@@ -1,0 +1,214 @@
+"""A safe parser for model formulas y = f(x; theta), built on Python's ``ast`` module.
+
+A formula such as ``"b1*(1-exp(-b2*x))"`` is parsed once into a small tree whose nodes are
+taken from a whitelist: numbers, the variable ``x``, the named parameters, the constant
+``pi``, the operators ``+ - * / **`` (and unary ``+ -``), and the one-argument functions
+``exp log sqrt sin cos arctan``. Anything else (attribute access, subscripts, other names,
+calls with keywords, lambdas, comparisons, strings...) is rejected with a ValueError that
+names the construct. The text is never passed to ``eval``, so a formula stored in a saved
+model is safe to load.
+
+The tree is evaluated against an operator table: TensorFlow for the Keras layer (and its
+autodiff Jacobian), NumPy for synthetic data and reference values.
+"""
+import ast
+import keyword
+import math
+import numbers
+
+import numpy as np
+
+FUNCTIONS = ("exp", "log", "sqrt", "sin", "cos", "arctan")
+CONSTANTS = {"pi": math.pi}
+VARIABLE = "x"
+MAX_LENGTH = 2000      # characters: a formula is a line, not a program
+MAX_NODES = 500        # parsed nodes, a bound on evaluation cost
+
+_BINARY = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow"}
+_UNARY = {ast.USub: "neg", ast.UAdd: "pos"}
+_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
+RESERVED = frozenset(FUNCTIONS) | frozenset(CONSTANTS) | {VARIABLE}
+
+
+def _numpy_ops():
+    return {
+        "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+        "pow": np.power, "neg": np.negative, "pos": lambda a: a,
+        "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "sin": np.sin, "cos": np.cos,
+        "arctan": np.arctan,
+    }
+
+
+def _tensorflow_ops():
+    import tensorflow as tf
+
+    return {
+        "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+        "div": lambda a, b: a / b, "pow": lambda a, b: a ** b, "neg": lambda a: -a,
+        "pos": lambda a: a, "exp": tf.exp, "log": tf.math.log, "sqrt": tf.sqrt,
+        "sin": tf.sin, "cos": tf.cos, "arctan": tf.atan,
+    }
+
+
+def check_parameter_name(name):
+    """A parameter name must be a plain identifier that is not reserved by the grammar."""
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise ValueError(f"parameter name {name!r} is not a valid identifier (letters, digits, _)")
+    if name in RESERVED:
+        raise ValueError(
+            f"parameter name {name!r} is reserved: the variable is {VARIABLE!r}, the functions "
+            f"are {FUNCTIONS} and the constants are {tuple(CONSTANTS)}"
+        )
+    return name
+
+
+class Expression:
+    """A parsed formula in the variable ``x`` and the parameters ``param_names``.
+
+    >>> e = Expression("b1*(1-exp(-b2*x))", ["b1", "b2"])
+    >>> float(e.evaluate(np.array([2.0]), {"b1": 1.0, "b2": 0.5}, backend="numpy")[0])
+    0.6321205588285577
+    """
+
+    def __init__(self, text, param_names):
+        if not isinstance(text, str):
+            raise TypeError(f"expression must be a string, got {type(text).__name__}: {text!r}")
+        if not text.strip():
+            raise ValueError("expression is empty; expected a formula in x such as 'a*exp(b*x)'")
+        if len(text) > MAX_LENGTH:
+            raise ValueError(f"expression has {len(text)} characters; at most {MAX_LENGTH} are allowed")
+        self.param_names = tuple(check_parameter_name(p) for p in param_names)
+        if len(set(self.param_names)) != len(self.param_names):
+            raise ValueError(f"parameter names repeat: {list(self.param_names)}")
+        self.text = text
+        self._shown = text if len(text) <= 80 else text[:77] + "..."
+        try:
+            tree = ast.parse(text.strip(), mode="eval")
+        except SyntaxError as exc:
+            raise ValueError(f"expression {self._shown!r} is not a valid formula: {exc.msg}") from None
+        except (RecursionError, MemoryError):
+            raise ValueError(f"expression {self._shown!r} is nested too deeply") from None
+        self._count = 0
+        try:
+            self._tree = self._compile(tree.body)
+        except RecursionError:
+            raise ValueError(f"expression {self._shown!r} is nested too deeply") from None
+        unused = [p for p in self.param_names if p not in self.used_names]
+        if unused:
+            raise ValueError(
+                f"parameter(s) {unused} do not appear in expression {self._shown!r}: a parameter the "
+                f"model does not use cannot be estimated"
+            )
+
+    # -- parsing -------------------------------------------------------------------------
+    def _compile(self, node):
+        self._count += 1
+        if self._count > MAX_NODES:
+            raise ValueError(f"expression has more than {MAX_NODES} terms")
+        if isinstance(node, ast.Constant):
+            value = node.value
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(
+                    f"constant {value!r} in expression {self._shown!r} is not allowed; only real numbers"
+                )
+            return ("const", float(value))
+        if isinstance(node, ast.Name):
+            name = node.id
+            if name == VARIABLE:
+                return ("x",)
+            if name in CONSTANTS:
+                return ("const", CONSTANTS[name])
+            if name in self.param_names:
+                return ("param", name)
+            if name in FUNCTIONS:
+                raise ValueError(f"function {name!r} must be called, e.g. {name}(x), in {self._shown!r}")
+            raise ValueError(
+                f"unknown name {name!r} in expression {self._shown!r}; allowed are the variable "
+                f"{VARIABLE!r}, the parameters {list(self.param_names)}, the constants "
+                f"{list(CONSTANTS)} and the functions {list(FUNCTIONS)}"
+            )
+        if isinstance(node, ast.BinOp):
+            op = _BINARY.get(type(node.op))
+            if op is None:
+                raise ValueError(
+                    f"operator {type(node.op).__name__} in expression {self._shown!r} is not allowed; "
+                    f"allowed are + - * / **"
+                )
+            return ("op", op, self._compile(node.left), self._compile(node.right))
+        if isinstance(node, ast.UnaryOp):
+            op = _UNARY.get(type(node.op))
+            if op is None:
+                raise ValueError(
+                    f"unary operator {type(node.op).__name__} in expression {self._shown!r} is not "
+                    f"allowed; allowed are unary + and -"
+                )
+            return ("op", op, self._compile(node.operand))
+        if isinstance(node, ast.Call):
+            func = node.func
+            if not isinstance(func, ast.Name) or func.id not in FUNCTIONS:
+                shown = func.id if isinstance(func, ast.Name) else ast.unparse(func)
+                raise ValueError(
+                    f"call to {shown!r} in expression {self._shown!r} is not allowed; the functions "
+                    f"are {list(FUNCTIONS)}"
+                )
+            if node.keywords or len(node.args) != 1 or isinstance(node.args[0], ast.Starred):
+                raise ValueError(
+                    f"{func.id}() takes exactly one positional argument, in expression {self._shown!r}"
+                )
+            return ("op", func.id, self._compile(node.args[0]))
+        raise ValueError(
+            f"construct {type(node).__name__} ({ast.unparse(node)!r}) in expression {self._shown!r} "
+            f"is not allowed; a formula may use numbers, x, the parameters, pi, + - * / ** and "
+            f"{', '.join(FUNCTIONS)}"
+        )
+
+    @property
+    def used_names(self):
+        names = set()
+
+        def walk(node):
+            if node[0] == "param":
+                names.add(node[1])
+            elif node[0] == "op":
+                for child in node[2:]:
+                    walk(child)
+
+        walk(self._tree)
+        return names
+
+    # -- evaluation ----------------------------------------------------------------------
+    def evaluate(self, x, params, backend="tensorflow"):
+        """f(x; params). `params` maps each parameter name to a value (a scalar, or an array
+        that broadcasts against x). backend: "tensorflow" (ops on tensors, differentiable)
+        or "numpy"."""
+        if backend == "tensorflow":
+            ops = _tensorflow_ops()
+        elif backend == "numpy":
+            ops = _numpy_ops()
+        else:
+            raise ValueError(f"backend must be 'tensorflow' or 'numpy', got {backend!r}")
+        missing = [p for p in self.param_names if p not in params]
+        if missing:
+            raise ValueError(f"no value for parameter(s) {missing} of expression {self._shown!r}")
+
+        def run(node):
+            kind = node[0]
+            if kind == "const":
+                return node[1]
+            if kind == "x":
+                return x
+            if kind == "param":
+                return params[node[1]]
+            return ops[node[1]](*(run(child) for child in node[2:]))
+
+        out = run(self._tree)
+        if not hasattr(out, "shape") or getattr(out, "shape", ()) != getattr(x, "shape", None):
+            # A formula without x (e.g. "c") still yields one value per sample.
+            out = out + 0.0 * x
+        return out
+
+    def __repr__(self):
+        return f"Expression({self._shown!r}, params={list(self.param_names)})"
+
+    def __str__(self):
+        return self.text

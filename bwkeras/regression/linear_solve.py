@@ -1,0 +1,221 @@
+"""Exact least squares for models linear in their parameters, by orthogonal factorisation.
+
+    y = theta_0 + X theta_1:  (intercept=True)      or   y = X theta  (intercept=False)
+
+The rows stream through an incremental Householder QR of the centred and scaled design,
+[1, (X - mu) / s, (y - mu_y) / s_y], so memory stays O(p^2) beyond one block; the normal
+equations (which square the condition number) are never formed. Under a launcher each
+rank factorises its own shard and the R factors are stacked and factorised once more, so
+every rank gets the result of one process on all the data.
+
+Centring and scaling is an exact change of variables, y = mu_y + s_y (c_0 + sum_j c_j
+(x_j - mu_j) / s_j); the solution and its covariance map back through a fixed linear map.
+It matters only for rounding: it removes the near-collinearity of raw polynomial or
+calendar-year columns with the intercept (Wampler, Longley). mu and s come from the first
+block (every rank's first block under a launcher): any values make the map exact, and a
+representative block makes it well conditioned.
+
+`least_squares` is the public entry point for other linear-in-parameters models (AR(p)
+builds the lag matrix and calls it with names "c", "phi_1", ...).
+"""
+import itertools
+
+import numpy as np
+import pandas as pd
+
+from .blocks import BlockSource
+from .collective import Reducer
+from .result import FitResult
+from .streaming import IncrementalQR, Moments
+
+_EPS = np.finfo(np.float64).eps
+
+
+def _default_prepare(k):
+    def prepare(x, offset):
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.ndim != 2 or x.shape[1] != k:
+            raise ValueError(f"x must have shape (n, {k}) for {k} regressor column(s), got {x.shape}")
+        return x
+    return prepare
+
+
+def check_param_names(param_names):
+    names = list(param_names)
+    if not names:
+        raise ValueError("param_names is empty: a model needs at least one parameter")
+    if not all(isinstance(n, str) and n for n in names):
+        raise TypeError(f"param_names must be non-empty strings, got {names!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"param_names repeat: {names}")
+    return names
+
+
+def least_squares(x, y=None, *, param_names, intercept=True, design=None, prepare_x=None,
+                  batch_size=None, distributed=None, rcond=None):
+    """Least-squares fit of y on the design built from x; returns a FitResult.
+
+    x, y: arrays (split into blocks of `batch_size` rows), or y=None and x a tf.data.Dataset
+    or iterable of (x_batch, y_batch) pairs, streamed once (one-shot iterators are fine).
+    param_names: one name per parameter, the intercept's first when intercept=True.
+    design: optional callable mapping a validated x block to its design columns (no
+    intercept column), e.g. powers of x; default: x itself, shape (n, k).
+    prepare_x: optional callable (x_block, row_offset) -> validated x block.
+    distributed: None (reduce over ranks under a launcher), True or False.
+    rcond: relative singular-value cut-off of the equilibrated design below which it is
+    rank-deficient (ValueError); default max(n, p) * machine epsilon, as numpy.linalg.lstsq.
+    """
+    names = check_param_names(param_names)
+    p = len(names)
+    k = p - int(bool(intercept))
+    prepare = prepare_x or _default_prepare(k)
+    build = design or (lambda block: block)
+    reducer = Reducer(distributed)
+
+    state = {}
+
+    def local_pass():
+        source = BlockSource(x, y, prepare_x=prepare, batch_size=batch_size)
+        blocks = ((_design_block(build, xb, k, names, intercept), yb) for xb, yb in source)
+        if source.in_memory:
+            # Arrays: centre and scale by a strided sample of all rows (sorted data too).
+            xs, ys = source.sample()
+            state["blocks"] = blocks
+            return Moments.of(np.column_stack([_design_block(build, xs, k, names, intercept), ys])).pack()
+        first = next(blocks, None)
+        state["blocks"] = blocks if first is None else itertools.chain([first], blocks)
+        if first is None:
+            return Moments(k + 1).pack()
+        return Moments.of(np.column_stack([first[0], first[1]])).pack()
+
+    first_moments = reducer.run(local_pass)
+    shift = Moments.unpack_all(reducer.gather_rows(first_moments))
+    mu, scale = _centre_and_scale(shift, intercept)
+
+    def accumulate():
+        qr = IncrementalQR(p + 1)
+        ymoments = Moments(1)
+        for D, yb in state["blocks"]:
+            Z = (np.column_stack([D, yb]) - mu) / scale
+            if intercept:
+                Z = np.column_stack([np.ones(len(yb)), Z])
+            qr.add(Z)
+            ymoments.add(yb)
+        return qr.R, ymoments.pack()
+
+    R_local, ypack = reducer.run(accumulate)
+    R = reducer.broadcast(IncrementalQR.combine(reducer.gather_rows(R_local), p + 1))
+    ystats = Moments.unpack_all(reducer.gather_rows(ypack))
+    n = int(ystats.n)
+    if n == 0:
+        raise ValueError("the data are empty: need at least one (x, y) sample")
+    if n < p:
+        raise ValueError(
+            f"{n} observation(s) cannot determine {p} parameters {names}: need at least {p}"
+        )
+    packed = _solve_from_r(R, n, names, intercept, mu, scale, ystats, rcond)
+    packed = reducer.broadcast(packed)
+    return _unpack_result(packed, names, n)
+
+
+def _design_block(build, xb, k, names, intercept):
+    D = np.asarray(build(xb), dtype=np.float64)
+    if D.ndim == 1:
+        D = D[:, None]
+    if D.shape != (xb.shape[0], k):
+        raise ValueError(
+            f"design has shape {D.shape}, expected ({xb.shape[0]}, {k}) for parameters {names}"
+            f"{' (first one the intercept)' if intercept else ''}"
+        )
+    if not np.isfinite(D).all():
+        raise ValueError("the design matrix overflows float64 (inf/NaN): rescale x or lower the degree")
+    return D
+
+
+def _centre_and_scale(moments, intercept):
+    """mu and s for the columns [X, y] from the (first-block) moments."""
+    mean = np.where(np.isfinite(moments.mean), moments.mean, 0.0)
+    var = np.where(np.isfinite(moments.variance), moments.variance, 0.0)
+    if intercept:
+        mu, s = mean, np.sqrt(var)
+    else:
+        # Without an intercept column a shift is not a change of variables: scale only.
+        mu, s = np.zeros_like(mean), np.sqrt(var + mean ** 2)
+    s = np.where((s > 0) & np.isfinite(s), s, 1.0)
+    return mu, s
+
+
+def rank_check(R_design, names, n, rcond=None):
+    """ValueError naming the parameters involved when R (p x p) is numerically singular."""
+    p = R_design.shape[1]
+    norms = np.linalg.norm(R_design, axis=0)
+    zero = [names[j] for j in range(p) if norms[j] == 0]
+    if zero:
+        raise ValueError(
+            f"the design is rank-deficient: the column(s) of parameter(s) {zero} are all zero "
+            f"(or constant, when the model has an intercept); remove them"
+        )
+    E = R_design / norms
+    _, sv, vt = np.linalg.svd(E)
+    tol = (max(n, p) * _EPS) if rcond is None else float(rcond)
+    if sv[-1] <= tol * sv[0]:
+        rank = int((sv > tol * sv[0]).sum())
+        null = vt[-1]
+        involved = [names[j] for j in range(p) if abs(null[j]) > 0.1 * np.abs(null).max()]
+        raise ValueError(
+            f"the design is rank-deficient (numerical rank {rank} < {p} parameters, condition "
+            f"number {sv[0] / max(sv[-1], 1e-300):.3g} of the equilibrated design): parameters "
+            f"{involved} are linearly dependent, e.g. duplicated or constant columns; remove one "
+            f"of them"
+        )
+
+
+def _solve_from_r(R, n, names, intercept, mu, scale, ystats, rcond):
+    p = len(names)
+    Rd, qty, r_res = R[:p, :p], R[:p, p], abs(R[p, p])
+    rank_check(Rd, names, n, rcond)
+    c = np.linalg.solve(Rd, qty)
+    R_inv = np.linalg.solve(Rd, np.eye(p))
+    df = n - p
+    rss_scaled = r_res ** 2
+    sigma2 = rss_scaled / df if df > 0 else np.nan
+    cov_c = sigma2 * (R_inv @ R_inv.T)
+
+    # Map back: y = mu_y + s_y * (c0 + sum_j c_j (x_j - mu_j) / s_j).
+    mu_x, mu_y = mu[:-1], mu[-1]
+    s_x, s_y = scale[:-1], scale[-1]
+    A = np.zeros((p, p))
+    offset = np.zeros(p)
+    if intercept:
+        A[0, 0] = s_y
+        A[0, 1:] = -s_y * mu_x / s_x
+        A[np.arange(1, p), np.arange(1, p)] = s_y / s_x
+        offset[0] = mu_y
+    else:
+        A[np.arange(p), np.arange(p)] = s_y / s_x
+    theta = A @ c + offset
+    cov = A @ cov_c @ A.T
+    rss = s_y ** 2 * rss_scaled
+    tss = float(ystats.m2[0]) if intercept else float(ystats.m2[0] + ystats.n * ystats.mean[0] ** 2)
+    r2 = 1.0 - rss / tss if tss > 0 else np.nan
+    residual_sd = np.sqrt(rss / df) if df > 0 else np.nan
+    return np.concatenate([theta, cov.ravel(), [rss, r2, residual_sd]])
+
+
+def _unpack_result(packed, names, n, iterations=1, converged=True, method="qr", loglike=None,
+                   message=""):
+    p = len(names)
+    theta = packed[:p]
+    cov = packed[p:p + p * p].reshape(p, p)
+    rss, r2, residual_sd = packed[p + p * p: p + p * p + 3]
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(np.diag(cov))
+    return FitResult(
+        params=pd.Series(theta, index=names, name="params"),
+        std_errors=pd.Series(se, index=names, name="std_errors"),
+        cov_params=pd.DataFrame(cov, index=names, columns=names),
+        rss=float(rss), r_squared=float(r2), residual_sd=float(residual_sd),
+        df_resid=int(n - p), n_obs=int(n), iterations=int(iterations),
+        converged=bool(converged), method=method, loglike=loglike, message=message,
+    )
