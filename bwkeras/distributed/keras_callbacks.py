@@ -4,19 +4,13 @@ import math
 import keras
 import numpy as np
 
+from .._keras import build_optimizer
 from . import runtime
 
 
 def _optimizer_variables(optimizer):
     variables = optimizer.variables
     return list(variables() if callable(variables) else variables)
-
-
-def _build_optimizer(model):
-    """Create the optimizer's slots now, so their initial state can be broadcast too."""
-    optimizer = model.optimizer
-    if getattr(optimizer, "built", True) is False or not _optimizer_variables(optimizer):
-        optimizer.build(model.trainable_variables)
 
 
 class BroadcastInitialState(keras.callbacks.Callback):
@@ -44,7 +38,7 @@ class BroadcastInitialState(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if runtime.size() == 1:
             return
-        _build_optimizer(self.model)
+        build_optimizer(self.model)
         runtime.broadcast_variables(self.model.variables, self.root_rank, prefix="bcast.model")
         runtime.broadcast_variables(
             _optimizer_variables(self.model.optimizer), self.root_rank, prefix="bcast.opt"

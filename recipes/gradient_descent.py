@@ -1,0 +1,126 @@
+"""The loss surface R(m, b) of a straight-line fit, its gradient field, and the paths of GD, SGD and mini-batch SGD.
+
+    python recipes/gradient_descent.py
+    horovodrun -np 2 python recipes/gradient_descent.py --set train.learning_rate=0.05
+
+R(m, b) is the mean squared error of y = m x + b on data with known truth. Contours show
+R, arrows the direction of steepest descent -grad R, and the lines the (m, b) iterates of
+full-batch gradient descent, SGD (batch of 1) and mini-batch SGD, all started from the
+same point and trained with Keras `fit`. Under Horovod every step averages the ranks'
+gradients, so the paths are those of the global batch.
+"""
+import dataclasses
+
+import keras
+import numpy as np
+
+from bwkeras import config, plots, regression, runs
+from bwkeras import distributed as dist
+from bwkeras.data import synthetic
+
+
+@dataclasses.dataclass
+class Data(config.Config):
+    n: int = 100
+    m: float = 2.0
+    b: float = 1.0
+    noise: float = 0.3
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class Start(config.Config):
+    m: float = -1.0
+    b: float = -1.5
+
+
+@dataclasses.dataclass
+class GradientDescentConfig(config.Config):
+    data: Data = dataclasses.field(default_factory=Data)
+    start: Start = dataclasses.field(default_factory=Start)
+    grid: int = 81                 # points per axis of the loss surface
+    train: config.TrainConfig = dataclasses.field(default_factory=lambda: config.TrainConfig(
+        epochs=5, batch_size=10, learning_rate=0.05, optimizer="sgd", lr_rule="none",
+        shuffle=True, tensorboard=False))
+
+
+class PathRecorder(keras.callbacks.Callback):
+    """(m, b) before training and after every update."""
+
+    def on_train_begin(self, logs=None):
+        self.path = [self._point()]
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.path.append(self._point())
+
+    def _point(self):
+        c = self.model.coefficients
+        return c["m"], c["b"]
+
+
+def main(argv=None):
+    cfg, args = config.parse_args(GradientDescentConfig(), argv, description=__doc__)
+    # Horovod: initialise (a no-op in a plain process).
+    dist.init()
+    # Horovod: rank 0 alone creates the run folder and writes into it.
+    run = runs.start("gradient_descent", cfg, runs_dir=args.runs_dir, resume=args.resume)
+
+    d = cfg.data
+    data = synthetic.linear(d.n, m=d.m, b=d.b, noise=d.noise, seed=d.seed)
+    # Horovod: each rank trains on its own shard (the exact solve reduces over ranks).
+    x, y = dist.shard((data.x, data.y))
+    optimum = regression.LinearRegression().solve(x, y)
+
+    paths, table = {}, []
+    for method, batch in (("GD", len(y)), ("SGD", 1), ("mini-batch", cfg.train.batch_size)):
+        keras.utils.set_random_seed(cfg.train.seed)
+        model = regression.LinearRegression()
+        model.set_coefficients({"m": cfg.start.m, "b": cfg.start.b})
+        # Horovod: scale the learning rate by the rule (default "none": the same step size).
+        lr = dist.scale_learning_rate(cfg.train.learning_rate, cfg.train.lr_rule)
+        opt = cfg.train.make_optimizer(lr)
+        # Horovod: average gradients over all ranks before every update.
+        model.compile(optimizer=dist.DistributedOptimizer(opt), loss="mse")
+        recorder = PathRecorder()
+        model.fit(x, y, epochs=cfg.train.epochs, batch_size=batch, shuffle=cfg.train.shuffle,
+                  # Horovod: broadcast rank 0's initial state and average the metrics.
+                  callbacks=dist.callbacks() + [recorder], verbose=0)
+        paths[f"{method} (batch {batch}, {len(recorder.path) - 1} steps)"] = np.array(recorder.path)
+        # Horovod: R summed over every rank's shard.
+        gap = regression.gap_to_optimum(model, x, y, optimum=optimum)
+        table.append({"method": method, "batch": batch, "updates": len(recorder.path) - 1,
+                      "m": model.coefficients["m"], "b": model.coefficients["b"],
+                      "R / R_opt": gap.ratio})
+
+    # The surface R(m, b) = mean (y - m x - b)^2 over the whole data, and its gradient.
+    m_opt, b_opt = optimum.params["m"], optimum.params["b"]
+    trail = np.concatenate(list(paths.values()))
+    m_lo, m_hi = min(trail[:, 0].min(), m_opt) - 0.5, max(trail[:, 0].max(), m_opt) + 0.5
+    b_lo, b_hi = min(trail[:, 1].min(), b_opt) - 0.5, max(trail[:, 1].max(), b_opt) + 0.5
+    m_grid, b_grid = np.linspace(m_lo, m_hi, cfg.grid), np.linspace(b_lo, b_hi, cfg.grid)
+    mm, bb = np.meshgrid(m_grid, b_grid)
+    resid = data.y[None, None, :] - mm[..., None] * data.x[None, None, :] - bb[..., None]
+    loss = np.mean(resid ** 2, axis=-1)
+    d_dm = -2.0 * np.mean(resid * data.x[None, None, :], axis=-1)
+    d_db = -2.0 * np.mean(resid, axis=-1)
+
+    # Horovod: rank 0 alone writes results and plots and prints the table.
+    if dist.is_chief():
+        plots.loss_surface(m_grid, b_grid, loss, grad=(d_dm, d_db), paths=paths,
+                           optimum=(m_opt, b_opt), m_label="slope m", b_label="intercept b",
+                           loss_label="R(m, b): mean squared error",
+                           path=run.plot_path("loss_surface"))
+        run.write_metrics({"optimum": {"m": m_opt, "b": b_opt}, "ranks": dist.size(),
+                           "results": table})
+        run.write_report("Gradient descent, SGD and mini-batches on the loss surface",
+                         tables=[(f"After {cfg.train.epochs} epochs from (m, b) = "
+                                  f"({cfg.start.m}, {cfg.start.b}); optimum "
+                                  f"({m_opt:.4g}, {b_opt:.4g})", table)],
+                         plots=[run.plot_path("loss_surface")])
+        print(runs.markdown_table(table))
+        print(f"\nOutputs in {run.path}")
+    return run
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""MLP classification of the 8x8 handwritten digits (scikit-learn's bundled data), data-parallel.
+
+    python recipes/mlp.py
+    horovodrun -np 2 python recipes/mlp.py --set model.activation=relu
+
+The tutorial's multilayer perceptron: hidden layers Z = sigma(alpha_0 + alpha X), softmax
+output over the 10 digits, trained with cross-entropy. 20% of the images are held out
+for testing; Horovod shards the training images over the ranks.
+"""
+import dataclasses
+import typing
+
+import keras
+import numpy as np
+
+from bwkeras import config, datasets, plots, runs
+from bwkeras import distributed as dist
+from bwkeras.models import MLP
+
+
+@dataclasses.dataclass
+class Data(config.Config):
+    test: float = 0.2             # fraction of the images held out
+    split_seed: int = 0
+
+
+@dataclasses.dataclass
+class Model(config.Config):
+    hidden_units: typing.List[int] = dataclasses.field(default_factory=lambda: [64])
+    activation: str = "logistic"  # logistic | relu | arctan | softmax
+
+
+@dataclasses.dataclass
+class MLPConfig(config.Config):
+    data: Data = dataclasses.field(default_factory=Data)
+    model: Model = dataclasses.field(default_factory=Model)
+    train: config.TrainConfig = dataclasses.field(default_factory=lambda: config.TrainConfig(
+        epochs=30, batch_size=32, learning_rate=0.005, optimizer="adam"))
+
+
+def main(argv=None):
+    cfg, args = config.parse_args(MLPConfig(), argv, description=__doc__)
+    # Horovod: initialise (a no-op in a plain process) and pin one GPU per local rank.
+    dist.init()
+    # Horovod: rank 0 alone creates the run folder and writes into it.
+    run = runs.start("mlp", cfg, runs_dir=args.runs_dir, resume=args.resume)
+
+    x, y = datasets.digits()
+    order = np.random.default_rng(cfg.data.split_seed).permutation(len(y))
+    n_test = int(round(cfg.data.test * len(y)))
+    test, train = order[:n_test], order[n_test:]
+    # Horovod: each rank trains on its own shard of the training images.
+    x_train, y_train = dist.shard((x[train], y[train]))
+
+    keras.utils.set_random_seed(cfg.train.seed)
+    model = MLP(hidden_units=cfg.model.hidden_units, activation=cfg.model.activation,
+                output="softmax", n_outputs=10)
+    # Horovod: scale the learning rate with the number of ranks (the global batch grows).
+    lr = dist.scale_learning_rate(cfg.train.learning_rate, cfg.train.lr_rule)
+    opt = cfg.train.make_optimizer(lr)
+    # Horovod: average gradients over all ranks before every update.
+    model.compile(optimizer=dist.DistributedOptimizer(opt),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model(x_train[:1])  # create the weights, so a checkpoint can be loaded into them
+    initial_epoch = run.restore(model)
+    model.fit(
+        x_train, y_train, validation_data=(x[test], y[test]),
+        epochs=cfg.train.epochs, initial_epoch=initial_epoch,
+        batch_size=cfg.train.batch_size, shuffle=cfg.train.shuffle,
+        # Horovod: broadcast rank 0's initial state, average metrics, warm up the LR;
+        # then checkpoints and history (rank 0 only) see the averaged metrics.
+        callbacks=dist.callbacks(cfg.train.warmup_epochs) + run.callbacks(),
+        # Horovod: progress bars on rank 0 only.
+        verbose=dist.fit_verbosity(2),
+    )
+    loss, accuracy = model.evaluate(x[test], y[test], verbose=0)
+    table = [{"model": f"MLP {cfg.model.hidden_units} {cfg.model.activation}",
+              "test loss": loss, "test accuracy": accuracy,
+              "parameters": model.count_params()}]
+
+    # Horovod: rank 0 alone writes results and plots and prints the table.
+    if dist.is_chief():
+        run.save_model(model)
+        run.write_metrics({"n_train": len(train), "n_test": n_test, "ranks": dist.size(),
+                           "results": table})
+        plots.loss_curves(run.read_history(), loss_label="cross-entropy (nats)",
+                          path=run.plot_path("loss"))
+        plots.activations(path=run.plot_path("activations"))
+        run.write_report("MLP on the 8x8 digits", tables=[("Test set", table)],
+                         plots=[run.plot_path("loss"), run.plot_path("activations")])
+        print(runs.markdown_table(table))
+        print(f"\nOutputs in {run.path}")
+    return run
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Sunspots 1700-2008: persistence, AR(p) solved exactly, and SimpleRNN/LSTM/GRU trained data-parallel.
+
+    python recipes/sunspots.py
+    horovodrun -np 2 python recipes/sunspots.py --set train.epochs=100
+
+Every model sees the same chronological split of the yearly series into windows of the
+`lags` previous years and is scored on the same test years by its one-step-ahead RMSE, in
+sunspot numbers. The networks train on standardised windows (scaler fitted on the training
+years only); Horovod shards the training windows over the ranks.
+"""
+import dataclasses
+import typing
+
+import keras
+import numpy as np
+
+from bwkeras import config, datasets, plots, runs
+from bwkeras import distributed as dist
+from bwkeras.models import RecurrentForecaster
+from bwkeras.timeseries import AutoRegression, supervised_split
+
+
+@dataclasses.dataclass
+class Data(config.Config):
+    lags: int = 9                 # years of history each forecast reads (AR order p)
+    validation: float = 0.15      # fraction of the windows, after the training years
+    test: float = 0.15            # the last fraction of the windows
+
+
+@dataclasses.dataclass
+class Model(config.Config):
+    cells: typing.List[str] = dataclasses.field(default_factory=lambda: ["simple", "lstm", "gru"])
+    units: int = 32
+
+
+@dataclasses.dataclass
+class SunspotsConfig(config.Config):
+    data: Data = dataclasses.field(default_factory=Data)
+    model: Model = dataclasses.field(default_factory=Model)
+    train: config.TrainConfig = dataclasses.field(default_factory=lambda: config.TrainConfig(
+        epochs=60, batch_size=16, learning_rate=0.005, optimizer="adam"))
+
+
+def rmse(pred, truth):
+    return float(np.sqrt(np.mean((np.asarray(pred) - np.asarray(truth)) ** 2)))
+
+
+def main(argv=None):
+    cfg, args = config.parse_args(SunspotsConfig(), argv, description=__doc__)
+    # Horovod: initialise (a no-op in a plain process) and pin one GPU per local rank.
+    dist.init()
+    # Horovod: rank 0 alone creates the run folder and writes into it.
+    run = runs.start("sunspots", cfg, runs_dir=args.runs_dir, resume=args.resume)
+
+    series = datasets.sunspots()
+    data = supervised_split(series, cfg.data.lags, validation=cfg.data.validation,
+                            test=cfg.data.test, scale="standard")
+    to_units = data.scaler.inverse_transform
+    truth = to_units(data.y_test)[:, 0]
+    x_test = to_units(data.x_test)
+    years = np.asarray(data.index_test)
+
+    # Baselines: tomorrow as today, and AR(p) solved exactly on the training years.
+    predictions = {"persistence": x_test[:, -1]}
+    ar = AutoRegression(lags=cfg.data.lags, trend="c")
+    ar.solve(series.to_numpy()[: data.train_end])
+    predictions[f"AR({cfg.data.lags})"] = ar.predict(x_test, verbose=0)[:, 0]
+
+    # Horovod: each rank trains on its own shard of the training windows.
+    x_train, y_train = dist.shard((data.x_train, data.y_train))
+    for cell in cfg.model.cells:
+        keras.utils.set_random_seed(cfg.train.seed)
+        model = RecurrentForecaster(cell=cell, units=cfg.model.units)
+        # Horovod: scale the learning rate with the number of ranks (the global batch grows).
+        lr = dist.scale_learning_rate(cfg.train.learning_rate, cfg.train.lr_rule)
+        opt = cfg.train.make_optimizer(lr)
+        # Horovod: average gradients over all ranks before every update.
+        model.compile(optimizer=dist.DistributedOptimizer(opt), loss="mse")
+        model(x_train[:1])  # create the weights, so a checkpoint can be loaded into them
+        initial_epoch = run.restore(model, tag=cell)
+        model.fit(
+            x_train, y_train, validation_data=(data.x_val, data.y_val),
+            epochs=cfg.train.epochs, initial_epoch=initial_epoch,
+            batch_size=cfg.train.batch_size, shuffle=cfg.train.shuffle,
+            # Horovod: broadcast rank 0's initial state, average metrics, warm up the LR;
+            # then checkpoints and history (rank 0 only) see the averaged metrics.
+            callbacks=dist.callbacks(cfg.train.warmup_epochs) + run.callbacks(tag=cell),
+            # Horovod: progress bars on rank 0 only.
+            verbose=dist.fit_verbosity(2),
+        )
+        run.save_model(model, f"model-{cell}.keras")
+        predictions[cell] = to_units(model.predict(data.x_test, verbose=0))[:, 0]
+
+    base = rmse(predictions["persistence"], truth)
+    table = [{"model": name, "test RMSE": rmse(p, truth), "ratio to persistence": rmse(p, truth) / base}
+             for name, p in predictions.items()]
+
+    # Horovod: rank 0 alone writes results and plots and prints the table.
+    if dist.is_chief():
+        run.write_metrics({"test_years": [int(years[0]), int(years[-1])],
+                           "n_train": len(data.x_train), "n_val": len(data.x_val),
+                           "n_test": len(data.x_test), "ranks": dist.size(),
+                           "results": table})
+        plots.forecast(series.index, series.to_numpy(),
+                       {name: (years, p) for name, p in predictions.items()},
+                       t_label="year", y_label="sunspot number (yearly mean)",
+                       title="One-step forecasts on the test years", t_split=years[0],
+                       path=run.plot_path("forecast"))
+        plots.loss_curves({f"{cell} {k}": v for cell in cfg.model.cells
+                           for k, v in run.read_history(tag=cell).items() if k.endswith("loss")},
+                          loss_label="MSE (standardised units²)", path=run.plot_path("loss"))
+        run.write_report("Sunspots: persistence, AR and recurrent networks",
+                         tables=[(f"One-step test RMSE, years {years[0]}-{years[-1]} "
+                                  f"({dist.size()} rank(s))", table)],
+                         plots=[run.plot_path("forecast"), run.plot_path("loss")])
+        print(runs.markdown_table(table))
+        print(f"\nOutputs in {run.path}")
+    return run
+
+
+if __name__ == "__main__":
+    main()
