@@ -15,7 +15,7 @@ setup:
 	@bash tools/setup_venv.sh $(STACK) $(VENV)
 
 demo: setup
-	$(VENV)/bin/horovodrun -np $(NP) --gloo $(PY) -m bwkeras.demo
+	TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/horovodrun -np $(NP) --gloo -H localhost:$(NP) $(PY) recipes/sunspots.py $(DEMO_ARGS)
 
 test: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)

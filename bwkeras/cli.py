@@ -3,6 +3,7 @@
     bwkeras recipes                               one line per recipe
     bwkeras show-config sunspots [--set k=v]      the resolved config as YAML
     bwkeras run sunspots -np 2 [--config F] [--set k=v] [--resume DIR] [--runs-dir D]
+    bwkeras submit sunspots --scheduler slurm --nodes 2 --tasks-per-node 4 --time 01:00:00
 
 ``run`` with -np N > 1 starts the recipe under ``horovodrun -np N``; with N = 1 it runs in
 this Python. The exit code is the recipe's (0 on success); errors print one message.
@@ -105,7 +106,79 @@ def build_parser():
     _add_config_args(run)
     run.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     run.add_argument("--runs-dir", metavar="DIR", help="where run folders go (default: runs)")
+    sub_ = sub.add_parser(
+        "submit", help="render a Slurm or PBS batch script for a recipe and submit it",
+        description="Render the batch script (bwkeras.launch) into a new run folder, then "
+                    "submit it with sbatch / qsub (or only write it, with --dry-run).")
+    sub_.add_argument("recipe")
+    sub_.add_argument("--scheduler", default="slurm", help="slurm (sbatch) or pbs (qsub)")
+    sub_.add_argument("--nodes", type=int, default=1, metavar="N")
+    sub_.add_argument("--tasks-per-node", type=int, default=1, metavar="K",
+                      help="ranks per node")
+    sub_.add_argument("--cpus-per-task", type=int, default=1, metavar="C",
+                      help="cores per rank (aprun -d)")
+    sub_.add_argument("--time", default="01:00:00", metavar="HH:MM:SS", help="time limit")
+    sub_.add_argument("--account", default=os.environ.get("BWKERAS_ACCOUNT"),
+                      help="account to charge (default: $BWKERAS_ACCOUNT)")
+    sub_.add_argument("--partition", default=os.environ.get("BWKERAS_PARTITION"),
+                      help="Slurm partition or PBS queue (default: $BWKERAS_PARTITION)")
+    sub_.add_argument("--launcher", default=None,
+                      help="srun | horovodrun | mpirun (slurm), aprun | mpirun (pbs)")
+    sub_.add_argument("--job-name", default=None, help="default: bwkeras-RECIPE")
+    sub_.add_argument("--requeue", action="store_true",
+                      help="on the time-limit warning: checkpoint, requeue, resume")
+    sub_.add_argument("--signal-seconds", type=int, default=120, metavar="S",
+                      help="warning signal this long before the time limit (default: 120)")
+    sub_.add_argument("--runs-dir", default="runs", metavar="DIR")
+    _add_config_args(sub_)
+    sub_.add_argument("--dry-run", action="store_true", help="write the script, do not submit")
     return parser
+
+
+def _submit(args):
+    """Validate everything first (nothing is written or submitted on bad input), then
+    write RUNS_DIR/RECIPE-TIMESTAMP/job.sbatch (or job.pbs) and submit it."""
+    import datetime
+
+    from . import launch
+
+    path = recipe_path(args.recipe)
+    # The recipe resolves its own config: an unknown key or a bad value fails here.
+    check = subprocess.run([sys.executable, path, *_recipe_args(args), "--print-config"],
+                           capture_output=True, text=True)
+    if check.returncode != 0:
+        raise CLIError(check.stderr.strip().splitlines()[-1] if check.stderr.strip() else
+                       f"recipe {args.recipe} rejected its config")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = os.path.abspath(os.path.join(args.runs_dir, f"{args.recipe}-{stamp}"))
+    try:
+        spec = launch.JobSpec(
+            command=[sys.executable, path, "--run-dir", run_dir, *_recipe_args(args)],
+            scheduler=args.scheduler, nodes=args.nodes, tasks_per_node=args.tasks_per_node,
+            cpus_per_task=args.cpus_per_task, time=args.time, account=args.account,
+            partition=args.partition, launcher=args.launcher,
+            job_name=args.job_name or f"bwkeras-{args.recipe}", workdir=os.getcwd(),
+            output=os.path.join(run_dir, "job-%j.out" if args.scheduler == "slurm" else "job.out"),
+            requeue=args.requeue, signal_seconds=args.signal_seconds,
+        )
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    command = launch.SUBMIT_COMMANDS[spec.scheduler]
+    if not args.dry_run and shutil.which(command) is None:
+        raise CLIError(f"{command} is not on PATH: cannot submit to {spec.scheduler} "
+                       "(--dry-run writes the script only)")
+    os.makedirs(os.path.dirname(run_dir), exist_ok=True)
+    os.mkdir(run_dir)  # a new folder: never an existing run's
+    script = launch.write_script(spec, run_dir)
+    print(f"script: {script}")
+    if args.dry_run:
+        return 0
+    try:
+        job_id = launch.submit(spec, script)
+    except (RuntimeError, FileNotFoundError) as exc:
+        raise CLIError(str(exc)) from None
+    print(f"submitted job {job_id}; outputs in {run_dir}")
+    return 0
 
 
 def main(argv=None):
@@ -118,6 +191,8 @@ def main(argv=None):
             for name, line in names.items():
                 print(f"{name:<{width}}  {line}")
             return 0
+        if args.command == "submit":
+            return _submit(args)
         path = recipe_path(args.recipe)
         if args.command == "show-config":
             cmd = [sys.executable, path, *_recipe_args(args), "--print-config"]

@@ -409,6 +409,9 @@ def recipe_parser(description=None, prog=None):
                         help="override one key, e.g. train.epochs=3 (repeatable; applied last)")
     parser.add_argument("--resume", metavar="RUN_DIR", default=None,
                         help="continue the run in RUN_DIR from its last checkpoint")
+    parser.add_argument("--run-dir", metavar="DIR", default=None,
+                        help="run in exactly DIR: start there, or continue from its last "
+                             "checkpoint when it holds one (for batch jobs that get requeued)")
     parser.add_argument("--runs-dir", metavar="DIR", default="runs",
                         help="where new run folders are created (default: %(default)s)")
     parser.add_argument("--print-config", action="store_true",
@@ -427,12 +430,13 @@ def parse_args(default, argv=None, description=None, prog=None):
     files = list(args.config)
     try:
         base = default
-        if args.resume:
-            saved = os.path.join(args.resume, "config.yaml")
-            if not os.path.isdir(args.resume):
-                raise ConfigError(f"--resume {args.resume}: no such run directory")
-            if os.path.exists(saved):
-                base = apply_yaml(default, saved)
+        if args.resume and args.run_dir:
+            raise ConfigError("give --resume or --run-dir, not both")
+        if args.resume and not os.path.isdir(args.resume):
+            raise ConfigError(f"--resume {args.resume}: no such run directory")
+        existing = args.resume or args.run_dir
+        if existing and os.path.exists(os.path.join(existing, "config.yaml")):
+            base = apply_yaml(default, os.path.join(existing, "config.yaml"))
         cfg = load(base, files, args.sets)
     except ConfigError as exc:
         parser.error(str(exc))

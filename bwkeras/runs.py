@@ -25,6 +25,7 @@ import tempfile
 import keras
 import numpy as np
 from ._keras import build_optimizer
+from .exit_codes import EXIT_PREEMPTED
 
 __all__ = [
     "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
@@ -216,6 +217,14 @@ def _checkpoint_dir(run_dir, tag=None):
     return os.path.join(run_dir, CHECKPOINTS, *([tag] if tag else []))
 
 
+def _has_checkpoint(run_dir):
+    """True when any model of the run (tagged or not) finished an epoch."""
+    for _root, _dirs, files in os.walk(_checkpoint_dir(run_dir)):
+        if LATEST in files:
+            return True
+    return False
+
+
 def latest_checkpoint(run_dir, tag=None):
     """(epoch, path) of the newest complete checkpoint in `run_dir` (of model `tag`), or None."""
     directory = _checkpoint_dir(run_dir, tag)
@@ -240,6 +249,8 @@ class Run:
         self.resumed = resumed
         self.is_chief = _chief()
         self.initial_epoch = 0
+        # --run-dir: a model without a checkpoint yet starts from scratch instead of failing
+        self.resume_optional = False
 
     def __repr__(self):
         return f"Run({self.path!r}, recipe={self.recipe!r}, resumed={self.resumed})"
@@ -358,15 +369,16 @@ class Run:
         found = None
         if self.is_chief:
             found = latest_checkpoint(self.path, tag)
-            if found is None:
+            if found is None and not self.resume_optional:
                 where = os.path.relpath(os.path.join(_checkpoint_dir(self.path, tag), LATEST),
                                         self.path)
                 raise FileNotFoundError(
                     f"cannot resume {self.path}: it has no {where} "
                     "(no epoch finished before it stopped)"
                 )
-            load_checkpoint(model, found[1])
-        epoch = _share(found[0] if found else None)
+            if found is not None:
+                load_checkpoint(model, found[1])
+        epoch = _share(found[0] if found else 0)
         self.initial_epoch = int(epoch)
         return self.initial_epoch
 
@@ -392,22 +404,51 @@ class Run:
             logs = self.file("tensorboard", *([tag] if tag else []))
             out.append(keras.callbacks.TensorBoard(log_dir=logs,
                                                    write_graph=False, profile_batch=0))
+        from . import distributed as dist
+
+        # replicas.json: whether every rank ended with the same weights (it must).
+        name = f"replicas-{tag}.json" if tag else "replicas.json"
+        out.append(dist.ReplicaDigest(on_result=lambda r: self.write_json(name, r)))
+        # Last, so the epoch's checkpoint is written before a stop request ends training
+        # (with the exit status batch scripts requeue on).
+        out.append(dist.StopOnSignal(exit_code=EXIT_PREEMPTED))
         return out
 
 
-def start(recipe, config=None, runs_dir="runs", resume=None, timestamp=None):
-    """A new run folder ``RUNS_DIR/RECIPE-TIMESTAMP`` (or `resume`, an existing one).
+def start(recipe, config=None, args=None, *, runs_dir="runs", resume=None, run_dir=None,
+          timestamp=None):
+    """The run folder: new ``RUNS_DIR/RECIPE-TIMESTAMP``, `resume` (an existing run to
+    continue), or `run_dir` (start there, or continue from its last checkpoint if it
+    holds one: what a batch job needs, since a requeued job repeats its command line).
 
+    `args`, the namespace from ``config.parse_args``, supplies runs_dir, resume and run_dir.
     Call it on every rank: the chief creates the folder and writes config.yaml, and every
     rank learns the same path.
     """
+    if args is not None:
+        runs_dir = getattr(args, "runs_dir", None) or runs_dir
+        resume = getattr(args, "resume", None)
+        run_dir = getattr(args, "run_dir", None)
     if not isinstance(recipe, str) or not _RECIPE_NAME.match(recipe):
         raise ValueError(f"recipe name must be letters, digits, '-', '_' or '.', got {recipe!r}")
+    if resume is not None and run_dir is not None:
+        raise ValueError("give --resume or --run-dir, not both")
     if resume is not None:
         path = os.fspath(resume)
         if not os.path.isdir(path) and _chief():
             raise FileNotFoundError(f"--resume {path}: no such run directory")
         run = Run(path, recipe, config, resumed=True)
+    elif run_dir is not None:
+        path = os.fspath(run_dir)
+        resumed = None
+        if _chief():
+            if os.path.exists(os.path.join(path, "metrics.json")):
+                raise FileExistsError(f"--run-dir {path} holds a finished run; a run directory "
+                                      "is never overwritten")
+            os.makedirs(path, exist_ok=True)
+            resumed = _has_checkpoint(path)
+        run = Run(path, recipe, config, resumed=_share(resumed))
+        run.resume_optional = True
     else:
         path = None
         if _chief():

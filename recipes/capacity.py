@@ -36,7 +36,7 @@ def main(argv=None):
     # Horovod: initialise (a no-op in a plain process).
     dist.init()
     # Horovod: rank 0 alone creates the run folder and writes into it.
-    run = runs.start("capacity", cfg, runs_dir=args.runs_dir, resume=args.resume)
+    run = runs.start("capacity", cfg, args)
 
     d = cfg.data
     data = synthetic.polynomial(d.n, d.coefficients, noise=d.noise, seed=d.seed)

@@ -63,7 +63,7 @@ def main(argv=None):
     # Horovod: initialise (a no-op in a plain process).
     dist.init()
     # Horovod: rank 0 alone creates the run folder and writes into it.
-    run = runs.start("gradient_descent", cfg, runs_dir=args.runs_dir, resume=args.resume)
+    run = runs.start("gradient_descent", cfg, args)
 
     d = cfg.data
     data = synthetic.linear(d.n, m=d.m, b=d.b, noise=d.noise, seed=d.seed)

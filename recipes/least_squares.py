@@ -60,7 +60,7 @@ def main(argv=None):
     # Horovod: initialise (a no-op in a plain process).
     dist.init()
     # Horovod: rank 0 alone creates the run folder and writes into it.
-    run = runs.start("least_squares", cfg, runs_dir=args.runs_dir, resume=args.resume)
+    run = runs.start("least_squares", cfg, args)
 
     table, figures = [], []
     for family in cfg.families:

@@ -43,7 +43,7 @@ def main(argv=None):
     # Horovod: initialise (a no-op in a plain process) and pin one GPU per local rank.
     dist.init()
     # Horovod: rank 0 alone creates the run folder and writes into it.
-    run = runs.start("mlp", cfg, runs_dir=args.runs_dir, resume=args.resume)
+    run = runs.start("mlp", cfg, args)
 
     x, y = datasets.digits()
     order = np.random.default_rng(cfg.data.split_seed).permutation(len(y))

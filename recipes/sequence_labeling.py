@@ -50,7 +50,7 @@ def main(argv=None):
     # Horovod: initialise (a no-op in a plain process) and pin one GPU per local rank.
     dist.init()
     # Horovod: rank 0 alone creates the run folder and writes into it.
-    run = runs.start("sequence_labeling", cfg, runs_dir=args.runs_dir, resume=args.resume)
+    run = runs.start("sequence_labeling", cfg, args)
 
     d = cfg.data
     seqs, labels = regime_switching(d.n_train + d.n_test, min_length=d.min_length,

@@ -50,7 +50,7 @@ def main(argv=None):
     # Horovod: initialise (a no-op in a plain process) and pin one GPU per local rank.
     dist.init()
     # Horovod: rank 0 alone creates the run folder and writes into it.
-    run = runs.start("sunspots", cfg, runs_dir=args.runs_dir, resume=args.resume)
+    run = runs.start("sunspots", cfg, args)
 
     series = datasets.sunspots()
     data = supervised_split(series, cfg.data.lags, validation=cfg.data.validation,

@@ -69,3 +69,25 @@ def test_model_with_arctan_round_trips(tmp_path):
     loaded = keras.models.load_model(path)
     assert loaded.layers[1].activation is activations.arctan
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_cross_entropy_uses_the_logits_like_keras_builtins():
+    """Far-off logits: a loss from clipped probabilities would stop at -log(1e-7) = 16.1;
+    Keras recovers the logits behind its own softmax / sigmoid, and must behind ours."""
+    logits = tf.constant([[30.0, 0.0, -30.0]])
+
+    def losses(softmax, sigmoid):
+        # Inside one traced function, as in `fit`: the loss sees the activation's graph op.
+        @tf.function
+        def run():
+            return (keras.losses.sparse_categorical_crossentropy(tf.constant([2]), softmax(logits)),
+                    keras.losses.binary_crossentropy(tf.constant([[0.0]]), sigmoid(logits[:, :1])))
+        return run()
+
+    ours = losses(activations.softmax, activations.logistic)
+    theirs = losses(keras.activations.softmax, keras.activations.sigmoid)
+    # Exact values: 60 + log(1 + e^-30 + e^-60) and 30 + log(1 + e^-30), in float32.
+    np.testing.assert_allclose(np.asarray(ours[0]), [60.0], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(ours[1]), [30.0], rtol=1e-6)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -14,7 +14,9 @@ from .runtime import (
 )
 from .lr import LR_RULES, scale_learning_rate
 from .sharding import shard
-from .keras_callbacks import BroadcastInitialState, LearningRateWarmup, MetricAverage, callbacks
+from .keras_callbacks import (
+    BroadcastInitialState, LearningRateWarmup, MetricAverage, ReplicaDigest, callbacks,
+)
 from .optimizer import COMPRESSIONS, DistributedOptimizer
 from .preemption import EXIT_PREEMPTED, StopOnSignal
 
@@ -22,6 +24,6 @@ __all__ = [
     "init", "rank", "size", "local_rank", "local_size", "is_chief", "fit_verbosity", "horovod",
     "launcher_world_size", "allreduce", "allgather", "allgather_object", "broadcast",
     "broadcast_variables", "barrier", "scale_learning_rate", "LR_RULES", "shard", "callbacks",
-    "BroadcastInitialState", "MetricAverage", "LearningRateWarmup", "DistributedOptimizer",
+    "BroadcastInitialState", "MetricAverage", "ReplicaDigest", "LearningRateWarmup", "DistributedOptimizer",
     "COMPRESSIONS", "StopOnSignal", "EXIT_PREEMPTED",
 ]

@@ -64,6 +64,31 @@ class MetricAverage(keras.callbacks.Callback):
         self._average(logs, "test")
 
 
+class ReplicaDigest(keras.callbacks.Callback):
+    """At the end of training, a SHA-256 of every rank's weights, gathered on all ranks.
+
+    `digests` lists them in rank order and `agree` says whether all ranks hold identical
+    weights, the invariant of data-parallel training; `on_result(dict)` runs on the chief.
+    """
+
+    def __init__(self, on_result=None):
+        super().__init__()
+        self.on_result = on_result
+        self.digests = None
+        self.agree = None
+
+    def on_train_end(self, logs=None):
+        import hashlib
+
+        h = hashlib.sha256()
+        for w in self.model.get_weights():
+            h.update(np.ascontiguousarray(w).tobytes())
+        self.digests = runtime.allgather_object(h.hexdigest(), name="replica.digest")
+        self.agree = len(set(self.digests)) == 1
+        if self.on_result is not None and runtime.is_chief():
+            self.on_result({"ranks": len(self.digests), "agree": self.agree, "digests": self.digests})
+
+
 class LearningRateWarmup(keras.callbacks.Callback):
     """Goyal et al. (2017) gradual warmup: ramp the learning rate linearly, per batch,
     from lr / size to the optimizer's (already scaled) lr over `warmup_epochs` epochs."""

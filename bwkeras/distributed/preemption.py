@@ -24,8 +24,11 @@ SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 class StopOnSignal(keras.callbacks.Callback):
     """Finish the current epoch, then stop training, on SIGTERM / SIGUSR1 or the stop file."""
 
-    def __init__(self, signals=SIGNALS, stop_file=None):
+    def __init__(self, signals=SIGNALS, stop_file=None, exit_code=None):
+        """exit_code: when set, end the program with it once training stopped early (after
+        the other callbacks' on_train_end), so a batch script can tell preemption apart."""
         super().__init__()
+        self.exit_code = exit_code
         self.signals = tuple(signals)
         self.stop_file = stop_file or os.environ.get("BWKERAS_STOP_FILE")
         self.received = None       # the signal number, once one arrived on this rank
@@ -54,3 +57,5 @@ class StopOnSignal(keras.callbacks.Callback):
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         self._previous.clear()
+        if self.preempted and self.exit_code is not None:
+            raise SystemExit(self.exit_code)

@@ -25,11 +25,17 @@ def _exports(spec):
     return [f"export {k}={q(v)}" for k, v in sorted(spec.env.items())]
 
 
-# After the training step: a preempted run (it checkpointed and exited EXIT_PREEMPTED)
-# is requeued when the job asked for it, so it resumes from its checkpoint on its own.
-_SLURM_TAIL = f"""status=$?
-if [ "$status" -eq {EXIT_PREEMPTED} ] && [ "${{BWKERAS_REQUEUE:-0}}" = 1 ]; then
-  echo "bwkeras: preempted; checkpoint written; requeueing job $SLURM_JOB_ID"
+# After the training: a run that stopped on the warning (exit EXIT_PREEMPTED, or any
+# failure once the stop was requested: horovodrun reports its ranks' exit as its own
+# error) had checkpointed; with --requeue it is requeued and resumes from there, at most
+# BWKERAS_MAX_REQUEUES times.
+_SLURM_TAIL = f"""preempted=0
+[ "$status" -eq {EXIT_PREEMPTED} ] && preempted=1
+[ "$status" -ne 0 ] && [ -e "$BWKERAS_STOP_FILE" ] && preempted=1
+rm -f "$BWKERAS_STOP_FILE"
+if [ "$preempted" = 1 ] && [ "${{BWKERAS_REQUEUE:-0}}" = 1 ] \\
+   && [ "${{SLURM_RESTART_COUNT:-0}}" -lt "${{BWKERAS_MAX_REQUEUES:-10}}" ]; then
+  echo "bwkeras: stopped on the scheduler's warning after a checkpoint; requeueing job $SLURM_JOB_ID"
   scontrol requeue "$SLURM_JOB_ID"
   exit 0
 fi
@@ -88,8 +94,6 @@ def render_slurm(spec):
         "child=$!",
         '# A trapped signal interrupts `wait`: wait again until the training really ended.',
         'while true; do wait "$child"; status=$?; kill -0 "$child" 2>/dev/null || break; done',
-        'rm -f "$BWKERAS_STOP_FILE"',
-        "(exit $status)",
         _SLURM_TAIL,
     ]
     return "\n".join(lines)
