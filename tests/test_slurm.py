@@ -66,6 +66,8 @@ def test_preempted_job_checkpoints_requeues_and_finishes_like_an_uninterrupted_o
         assert slurm.job(job).get("JobState") in ("PENDING", "RUNNING", "CONFIGURING"), job_log(run_dir)
         time.sleep(0.2)
     subprocess.run(["scancel", "--signal=USR1", "--batch", job], env=slurm.env, check=True)
+    requeued = slurm.start_requeued_now(job)
+    assert int(requeued.get("Restarts", 0)) == 1, (requeued, job_log(run_dir))
     info = slurm.wait(job, timeout=300)
     log = job_log(run_dir)
     assert info["JobState"] == "COMPLETED", f"{info}\n{log}\n{slurm.log()}"
