@@ -206,21 +206,22 @@ class LinearFamily(RegressionModel):
     def _design(self, x):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def solve(self, x, y=None, *, batch_size=None, distributed=None, rcond=None):
+    def solve(self, x, y=None, *, batch_size=None, distributed=None, rcond=None, verbose="auto"):
         """The exact least-squares fit, by orthogonal factorisation in float64.
 
         x, y: arrays; or y=None and x a tf.data.Dataset / iterable of (x, y) batches,
         streamed once with memory bounded by the batch size. Under a launcher each rank
         passes its own shard and gets the result on all ranks' data (distributed=None);
         distributed=False solves this process's data alone. The solution is written into
-        the model's weights. Raises ValueError for a rank-deficient design.
+        the model's weights. Raises ValueError for a rank-deficient design. verbose: rows
+        read on stderr (rank 0) as a stream is solved (True, False, "auto": streams only).
         """
         from .linear_solve import least_squares
 
         result = least_squares(
             x, y, param_names=self.param_names, intercept=True, design=self._design,
             prepare_x=self._prepare_x, batch_size=batch_size, distributed=distributed,
-            rcond=rcond,
+            rcond=rcond, verbose=verbose,
         )
         return self._finish(result)
 
@@ -235,7 +236,7 @@ class NonlinearFamily(RegressionModel):
         )
 
     def solve(self, x, y=None, *, start="current", batch_size=None, distributed=None,
-              max_iterations=200, tolerance=1e-10):
+              max_iterations=200, tolerance=1e-10, verbose="auto"):
         """The least-squares (or maximum-likelihood) fit by Levenberg-Marquardt in float64.
 
         start: "current" (the model's parameters, e.g. set from NIST starting values),
@@ -264,5 +265,6 @@ class NonlinearFamily(RegressionModel):
         result = levenberg_marquardt(
             self, x, y, start=theta0, objective=self.objective, batch_size=batch_size,
             distributed=distributed, max_iterations=max_iterations, tolerance=tolerance,
+            verbose=verbose,
         )
         return self._finish(result)

@@ -5,6 +5,9 @@ bounded by the block size whatever the number of rows.
 """
 import numbers
 
+import sys
+import time
+
 import numpy as np
 
 DEFAULT_BLOCK_ROWS = 65536
@@ -179,8 +182,18 @@ class BlockSource:
             step = self.batch_size
             for start in range(0, self.n_rows, step):
                 yield self._x[start:start + step], self._y[start:start + step]
-        else:
-            yield from self._stream_blocks()
+            return
+        progress = self.progress
+        if progress is not None:
+            progress.start_pass()
+        for xb, yb in self._stream_blocks():
+            yield xb, yb
+            if progress is not None:
+                progress.add(len(yb))
+        if progress is not None:
+            progress.end_pass()
+
+    progress = None  # a StreamProgress reporting streamed rows, set by the solvers
 
     def sample(self, rows=None):
         """Up to `rows` (default: the block size) rows strided over all in-memory rows."""
@@ -195,3 +208,55 @@ class BlockSource:
                 f"({type(self._stream).__name__}); pass a tf.data.Dataset, a list of batches, "
                 f"or arrays"
             )
+
+
+class StreamProgress:
+    """Rows read per pass over a streamed data set, on one line of stderr (chief only).
+
+    verbose: True, False, or "auto" (report when the data are streamed: arrays in memory
+    solve in moments, streams may take minutes).
+    """
+
+    def __init__(self, label, verbose="auto", stream=None, interval=0.5):
+        if verbose not in (True, False, "auto"):
+            raise ValueError(f"verbose must be True, False or 'auto', got {verbose!r}")
+        self.label = label
+        self.enabled = bool(verbose)
+        self.stream = stream
+        self.interval = interval
+        self.passes = 0
+        self.rows = 0
+
+    @classmethod
+    def for_source(cls, source, label, verbose="auto"):
+        """Attach a progress report to `source` when it is wanted; returns it (or None)."""
+        from .. import distributed as dist
+
+        progress = cls(label, verbose)
+        wanted = progress.enabled and (verbose is True or not source.in_memory)
+        if wanted and dist.is_chief():
+            source.progress = progress
+            return progress
+        return None
+
+    def start_pass(self):
+        self.passes += 1
+        self.rows = 0
+        self._started = self._shown = time.monotonic()
+
+    def add(self, rows):
+        self.rows += rows
+        now = time.monotonic()
+        if now - self._shown >= self.interval:
+            self._shown = now
+            self._print(now, end="\r")
+
+    def end_pass(self):
+        self._print(time.monotonic(), end="\n")
+
+    def _print(self, now, end):
+        rate = self.rows / max(now - self._started, 1e-9)
+        which = f" pass {self.passes}" if self.passes > 1 else ""
+        stream = self.stream or sys.stderr  # looked up late: redirections made after import count
+        stream.write(f"{self.label}{which}: {self.rows:,} rows ({rate:,.0f} rows/s){end}")
+        stream.flush()

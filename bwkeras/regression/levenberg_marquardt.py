@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from .blocks import BlockSource
+from .blocks import BlockSource, StreamProgress
 from .collective import Reducer
 from .linear_solve import _unpack_result, rank_check
 from .streaming import IncrementalQR, Moments
@@ -87,10 +87,11 @@ def _weights(objective, f, y):
 
 
 def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", batch_size=None,
-                        distributed=None, max_iterations=200, tolerance=1e-10):
+                        distributed=None, max_iterations=200, tolerance=1e-10, verbose="auto"):
     """Fit `model` (a RegressionModel: `_function`, `param_names`, `group_shapes`,
     `_prepare_x`, `_prepare_y`) from the parameter vector `start` (default: its current
-    parameters). Returns a FitResult; does not modify the model."""
+    parameters). Returns a FitResult; does not modify the model. verbose: report rows read
+    per pass over streamed data on stderr (True, False or "auto": streamed data only)."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     if isinstance(max_iterations, bool) or not isinstance(max_iterations, int) or max_iterations < 1:
@@ -112,6 +113,7 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
         source = BlockSource(x, y, prepare_x=model._prepare_x, prepare_y=model._prepare_y,
                              batch_size=batch_size)
         source.require_reiterable("a nonlinear solve")
+        StreamProgress.for_source(source, "Levenberg-Marquardt", verbose)
         holder["source"] = source
 
     reducer.run(make_source)

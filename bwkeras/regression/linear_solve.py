@@ -23,7 +23,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from .blocks import BlockSource
+from .blocks import BlockSource, StreamProgress
 from .collective import Reducer
 from .result import FitResult
 from .streaming import IncrementalQR, Moments
@@ -53,7 +53,7 @@ def check_param_names(param_names):
 
 
 def least_squares(x, y=None, *, param_names, intercept=True, design=None, prepare_x=None,
-                  batch_size=None, distributed=None, rcond=None):
+                  batch_size=None, distributed=None, rcond=None, verbose="auto"):
     """Least-squares fit of y on the design built from x; returns a FitResult.
 
     x, y: arrays (split into blocks of `batch_size` rows), or y=None and x a tf.data.Dataset
@@ -65,6 +65,7 @@ def least_squares(x, y=None, *, param_names, intercept=True, design=None, prepar
     distributed: None (reduce over ranks under a launcher), True or False.
     rcond: relative singular-value cut-off of the equilibrated design below which it is
     rank-deficient (ValueError); default max(n, p) * machine epsilon, as numpy.linalg.lstsq.
+    verbose: report rows read on stderr (rank 0): True, False, or "auto" (streamed data only).
     """
     names = check_param_names(param_names)
     p = len(names)
@@ -77,6 +78,7 @@ def least_squares(x, y=None, *, param_names, intercept=True, design=None, prepar
 
     def local_pass():
         source = BlockSource(x, y, prepare_x=prepare, batch_size=batch_size)
+        StreamProgress.for_source(source, "least squares (QR)", verbose)
         blocks = ((_design_block(build, xb, k, names, intercept), yb) for xb, yb in source)
         if source.in_memory:
             # Arrays: centre and scale by a strided sample of all rows (sorted data too).
