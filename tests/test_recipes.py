@@ -28,13 +28,18 @@ def load_recipe(name):
     return module
 
 
-def check_run_dir(runs_dir, name):
-    """The one run folder holds parseable outputs and a report whose plots exist."""
+def check_run_dir(runs_dir, name, sets=()):
+    """The one run folder holds parseable outputs and a report whose plots exist; its
+    config.yaml holds the tiny config's changes and then the --set ones."""
     (run_name,) = os.listdir(runs_dir)
     assert re.fullmatch(rf"{name}-\d{{8}}-\d{{6}}", run_name)
     path = os.path.join(runs_dir, run_name)
     saved = yaml.safe_load(open(os.path.join(path, "config.yaml")))
     changes = yaml.safe_load(open(tiny(name)))
+    for item in sets:
+        key, _, value = item.partition("=")
+        section, _, field = key.partition(".")
+        changes.setdefault(section, {})[field] = yaml.safe_load(value)
     for section, values in changes.items():
         if isinstance(values, dict):
             for key, value in values.items():
@@ -59,15 +64,23 @@ def check_run_dir(runs_dir, name):
 @pytest.mark.parametrize("name", RECIPES)
 def test_recipe_single_process(name, tmp_path, capsys):
     runs_dir = tmp_path / "runs"
-    run = load_recipe(name).main(["--config", tiny(name), "--runs-dir", str(runs_dir)])
-    path, metrics = check_run_dir(runs_dir, name)
+    networks = name in ("mlp", "sunspots", "sequence_labeling")
+    # The networks log to TensorBoard by default; the tiny configs turn it off for speed,
+    # so switch it back on here to cover the default path.
+    sets = ["train.tensorboard=true"] if networks else []
+    run = load_recipe(name).main(["--config", tiny(name), "--runs-dir", str(runs_dir),
+                                  *[a for s in sets for a in ("--set", s)]])
+    path, metrics = check_run_dir(runs_dir, name, sets)
     assert run.path == path
     out = capsys.readouterr().out
     assert "|---|" in out and f"Outputs in {path}" in out
-    if name in ("mlp", "sunspots", "sequence_labeling"):   # the networks are checkpointed
+    if networks:   # the networks are checkpointed
         assert any(f.endswith(".keras") for f in os.listdir(path))
         ckpts = [f for _, _, files in os.walk(os.path.join(path, "checkpoints")) for f in files]
         assert "latest.json" in ckpts
+        events = [f for _, _, files in os.walk(os.path.join(path, "tensorboard")) for f in files
+                  if f.startswith("events.out.tfevents")]
+        assert events, "no TensorBoard event files"
 
 
 @pytest.mark.launcher
