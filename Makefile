@@ -9,13 +9,19 @@ PY := $(VENV)/bin/python
 NP ?= 2
 PYTEST_ARGS ?=
 
+# bash with pipefail: a recipe's failure is not hidden by the filter that follows it.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# horovodrun tags every line with "[rank]<stdout>:"; the demo shows rank 0's output plainly.
+UNTAG := sed -u -e 's/^\[[0-9]*\]<std\(out\|err\)>://'
+
 .PHONY: setup demo test bench clean
 
 setup:
 	@bash tools/setup_venv.sh $(STACK) $(VENV)
 
 demo: setup
-	TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/horovodrun -np $(NP) --gloo -H localhost:$(NP) $(PY) recipes/sunspots.py $(DEMO_ARGS)
+	TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/horovodrun -np $(NP) --gloo -H localhost:$(NP) $(PY) recipes/sunspots.py $(DEMO_ARGS) 2>&1 | $(UNTAG)
 
 test: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
