@@ -138,37 +138,41 @@ def build_parser():
 def _submit(args):
     """Validate everything first (nothing is written or submitted on bad input), then
     write RUNS_DIR/RECIPE-TIMESTAMP/job.sbatch (or job.pbs) and submit it."""
-    import datetime
 
     from . import launch
+    from .runs import new_run_dir
 
     path = recipe_path(args.recipe)
-    # The recipe resolves its own config: an unknown key or a bad value fails here.
-    check = subprocess.run([sys.executable, path, *_recipe_args(args), "--print-config"],
-                           capture_output=True, text=True)
-    if check.returncode != 0:
-        raise CLIError(check.stderr.strip().splitlines()[-1] if check.stderr.strip() else
-                       f"recipe {args.recipe} rejected its config")
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = os.path.abspath(os.path.join(args.runs_dir, f"{args.recipe}-{stamp}"))
-    try:
-        spec = launch.JobSpec(
+
+    def job(run_dir):
+        log = "job-%j.out" if args.scheduler == "slurm" else "job.out"
+        return launch.JobSpec(
             command=[sys.executable, path, "--run-dir", run_dir, *_recipe_args(args)],
             scheduler=args.scheduler, nodes=args.nodes, tasks_per_node=args.tasks_per_node,
             cpus_per_task=args.cpus_per_task, time=args.time, account=args.account,
             partition=args.partition, launcher=args.launcher,
             job_name=args.job_name or f"bwkeras-{args.recipe}", workdir=os.getcwd(),
-            output=os.path.join(run_dir, "job-%j.out" if args.scheduler == "slurm" else "job.out"),
-            requeue=args.requeue, signal_seconds=args.signal_seconds,
+            output=os.path.join(run_dir, log), requeue=args.requeue,
+            signal_seconds=args.signal_seconds,
         )
+
+    try:
+        spec = job(os.path.abspath(os.path.join(args.runs_dir, args.recipe)))  # checks only
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     command = launch.SUBMIT_COMMANDS[spec.scheduler]
     if not args.dry_run and shutil.which(command) is None:
         raise CLIError(f"{command} is not on PATH: cannot submit to {spec.scheduler} "
                        "(--dry-run writes the script only)")
-    os.makedirs(os.path.dirname(run_dir), exist_ok=True)
-    os.mkdir(run_dir)  # a new folder: never an existing run's
+    # The recipe resolves its own config (slower: it imports TensorFlow); an unknown key
+    # or a value of the wrong type fails here.
+    check = subprocess.run([sys.executable, path, *_recipe_args(args), "--print-config"],
+                           capture_output=True, text=True)
+    if check.returncode != 0:
+        raise CLIError(check.stderr.strip().splitlines()[-1] if check.stderr.strip() else
+                       f"recipe {args.recipe} rejected its config")
+    run_dir = os.path.abspath(new_run_dir(args.runs_dir, args.recipe))
+    spec = job(run_dir)
     script = launch.write_script(spec, run_dir)
     print(f"script: {script}")
     if args.dry_run:
@@ -176,6 +180,7 @@ def _submit(args):
     try:
         job_id = launch.submit(spec, script)
     except (RuntimeError, FileNotFoundError) as exc:
+        shutil.rmtree(run_dir, ignore_errors=True)  # nothing was submitted: leave nothing
         raise CLIError(str(exc)) from None
     print(f"submitted job {job_id}; outputs in {run_dir}")
     return 0

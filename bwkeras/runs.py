@@ -30,7 +30,7 @@ from .exit_codes import EXIT_PREEMPTED
 __all__ = [
     "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
     "atomic_write_yaml", "atomic_write_csv", "save_model", "Run", "start", "Checkpoint",
-    "HistoryCSV", "latest_checkpoint", "markdown_table",
+    "HistoryCSV", "latest_checkpoint", "markdown_table", "new_run_dir",
 ]
 
 CHECKPOINTS = "checkpoints"
@@ -200,7 +200,9 @@ def _share(value):
     return dist.allgather_object(value)[0]
 
 
-def _new_run_dir(runs_dir, recipe, timestamp):
+def new_run_dir(runs_dir, recipe, timestamp=None):
+    """Create and return a new, empty RUNS_DIR/RECIPE-TIMESTAMP[-N] (never an existing one)."""
+    timestamp = timestamp or datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     os.makedirs(runs_dir, exist_ok=True)
     base = os.path.join(runs_dir, f"{recipe}-{timestamp}")
     for i in range(1, 1000):
@@ -452,8 +454,7 @@ def start(recipe, config=None, args=None, *, runs_dir="runs", resume=None, run_d
     else:
         path = None
         if _chief():
-            stamp = timestamp or datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-            path = _new_run_dir(os.fspath(runs_dir), recipe, stamp)
+            path = new_run_dir(os.fspath(runs_dir), recipe, timestamp)
         path = _share(path)
         run = Run(path, recipe, config, resumed=False)
     run.write_config()
