@@ -63,7 +63,8 @@ def _horovodrun():
     local = os.path.join(os.path.dirname(sys.executable), "horovodrun")
     found = local if os.path.exists(local) else shutil.which("horovodrun")
     if not found:
-        raise CLIError("-np > 1 needs horovodrun on PATH (install bwkeras[horovod])")
+        raise CLIError("-np > 1 needs horovodrun on PATH: run `make setup` (it builds Horovod "
+                       "against this TensorFlow)")
     return found
 
 

@@ -254,8 +254,7 @@ def forecast(t, truth, forecasts, path=None, t_label="time", y_label="value",
     truth = np.asarray(truth, dtype=float).ravel()
     if t.shape != truth.shape:
         raise ValueError(f"t and truth must have the same length, got {t.shape} and {truth.shape}")
-    fig, ax = new_figure(size=(12.0, 6.0))
-    ax.plot(t, truth, color="k", lw=2, label="truth")
+    series = []
     for name, values in forecasts.items():
         if isinstance(values, tuple):
             tf_, vf = (np.asarray(v, dtype=float).ravel() for v in values)
@@ -263,14 +262,34 @@ def forecast(t, truth, forecasts, path=None, t_label="time", y_label="value",
             tf_, vf = t, np.asarray(values, dtype=float).ravel()
         if tf_.shape != vf.shape:
             raise ValueError(f"forecast {name!r}: {tf_.size} times for {vf.size} values")
+        series.append((name, tf_, vf))
+    if t_split is None:
+        fig, ax = new_figure(size=(12.0, 6.0))
+        panels = [ax]
+    else:
+        # The whole series above; below, the test period alone, where the forecasts differ.
+        fig, (top, ax) = new_figure(2, 1, size=(12.0, 8.0), height_ratios=(1, 1.4))
+        top.plot(t, truth, color="k", lw=1.5, label="truth")
+        top.axvspan(t_split, t.max(), color="0.85", label="test period")
+        top.set_xlabel(t_label)
+        top.set_ylabel(y_label)
+        top.set_title(title)
+        top.grid(True, alpha=0.3)
+        top.legend(loc="upper left")
+        panels = [ax]
+    if t_split is None:
+        ax.plot(t, truth, color="k", lw=2, label="truth")
+    else:
+        test = t >= t_split
+        ax.plot(t[test], truth[test], color="k", lw=2, marker="o", ms=3, label="truth")
+    for name, tf_, vf in series:
         ax.plot(tf_, vf, lw=1.5, alpha=0.9, label=name)
-    if t_split is not None:
-        ax.axvline(t_split, color="0.4", ls="--", label="test period begins")
     ax.set_xlabel(t_label)
     ax.set_ylabel(y_label)
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.set_title(title if t_split is None else f"Test period from {t_split:g}")
+    for panel in panels:
+        panel.grid(True, alpha=0.3)
+        panel.legend()
     return _finish(fig, path)
 
 
