@@ -283,7 +283,8 @@ def forecast(t, truth, forecasts, path=None, t_label="time", y_label="value",
         test = t >= t_split
         ax.plot(t[test], truth[test], color="k", lw=2, marker="o", ms=3, label="truth")
     for name, tf_, vf in series:
-        ax.plot(tf_, vf, lw=1.5, alpha=0.9, label=name)
+        shown = tf_ >= t_split if t_split is not None else slice(None)
+        ax.plot(tf_[shown], vf[shown], lw=1.5, alpha=0.9, label=name)
     ax.set_xlabel(t_label)
     ax.set_ylabel(y_label)
     ax.set_title(title if t_split is None else f"Test period from {t_split:g}")

@@ -107,9 +107,16 @@ def test_forecast(tmp_path):
     fig = plots.forecast(t, truth, {"AR(9)": (t[80:], truth[80:] + 3), "persistence": np.roll(truth, 1)},
                          t_label="year", y_label="sunspot number", t_split=1780,
                          path=tmp_path / "fc.png")
-    assert labels(fig) == [("year", "sunspot number")]
-    assert [ln.get_label() for ln in fig.axes[0].get_lines()][:3] == ["truth", "AR(9)", "persistence"]
+    # The whole series above, the test period below (where the forecasts are drawn).
+    assert labels(fig) == [("year", "sunspot number")] * 2
+    whole, test = fig.axes
+    assert [ln.get_label() for ln in whole.get_lines()] == ["truth"]
+    assert [ln.get_label() for ln in test.get_lines()][:3] == ["truth", "AR(9)", "persistence"]
+    assert all(ln.get_xdata().min() >= 1780 for ln in test.get_lines())
     check_png(tmp_path / "fc.png", min_w=1000)
+    single = plots.forecast(t, truth, {"persistence": np.roll(truth, 1)}, t_label="year",
+                            y_label="sunspot number")
+    assert len(single.axes) == 1
 
 
 def test_activations(tmp_path):
