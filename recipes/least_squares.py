@@ -14,7 +14,6 @@ import dataclasses
 import typing
 
 import keras
-import numpy as np
 
 from bwkeras import config, plots, regression, runs
 from bwkeras import distributed as dist

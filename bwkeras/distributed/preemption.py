@@ -17,7 +17,7 @@ import keras
 
 from . import runtime
 
-from ..exit_codes import EXIT_PREEMPTED
+from ..exit_codes import EXIT_PREEMPTED  # noqa: F401  (re-exported by bwkeras.distributed)
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
