@@ -17,9 +17,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-# One math thread per process, as measured in docs/performance figures: two ranks share two cores.
-tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("BENCH_THREADS", "1")))
-tf.config.threading.set_inter_op_parallelism_threads(int(os.environ.get("BENCH_THREADS", "1")))
+# BENCH_THREADS=N: N math threads, as a script would set them; unset: the defaults (for
+# bwkeras under a launcher, its share of the cores; TensorFlow's own otherwise).
+if os.environ.get("BENCH_THREADS"):
+    tf.config.threading.set_intra_op_parallelism_threads(int(os.environ["BENCH_THREADS"]))
+    tf.config.threading.set_inter_op_parallelism_threads(int(os.environ["BENCH_THREADS"]))
 
 import keras  # noqa: E402
 
@@ -45,13 +47,21 @@ model = keras.Sequential([
 ])
 opt = keras.optimizers.SGD(0.01)
 callbacks = []
-if dist is not None:
+if dist is not None and not os.environ.get("BENCH_NO_ALLREDUCE"):
     opt = dist.DistributedOptimizer(opt)
     callbacks = dist.callbacks()
 model.compile(optimizer=opt, loss="sparse_categorical_crossentropy")
 model.fit(x[: batch * 3], y[: batch * 3], batch_size=batch, epochs=1, verbose=0, callbacks=callbacks)
-started = time.perf_counter()
+_sync = os.environ.get("BENCH_SYNC_DIR")
+if _sync:  # start every process's timed window together, so that they compete for the cores
+    open(os.path.join(_sync, f"{os.getpid()}.ready"), "w").close()
+    while len([f for f in os.listdir(_sync) if f.endswith(".ready")]) < int(os.environ["BENCH_SYNC_COUNT"]):
+        time.sleep(0.005)
+started, cpu_started = time.perf_counter(), time.process_time()
 model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False, callbacks=callbacks)
 seconds = time.perf_counter() - started
+cpu = time.process_time() - cpu_started
 with open(f"{prefix}{rank}.json", "w") as f:
-    json.dump({"rank": rank, "size": size, "samples_per_s": batch * steps / seconds}, f)
+    json.dump({"rank": rank, "size": size, "samples_per_s": batch * steps / seconds,
+               "cores_busy": cpu / seconds,
+               "threads": tf.config.threading.get_intra_op_parallelism_threads()}, f)

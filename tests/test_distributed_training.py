@@ -1,12 +1,13 @@
 """Data-parallel training under a real launcher: equivalence with one process, broadcast,
 metric averaging, uneven data, compression, gradient accumulation, a dying rank."""
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bwkeras._keras import KERAS3
-from launch import HAVE_MPIRUN, check, read_outputs, run_file
+from launch import HAVE_MPIRUN, check, read_outputs, run_file, run_script
 
 SCRIPT = Path(__file__).parent / "scripts" / "train_small.py"
 pytestmark = pytest.mark.launcher
@@ -93,3 +94,40 @@ def test_dead_rank_ends_the_job_with_an_error(tmp_path):
     text = proc.stdout + proc.stderr
     assert "exited with non-zero status" in text and "Process name: 1" in text, text[-3000:]
     assert not (proc.out_dir / "rank0.json").exists()
+
+
+SHARE_CORES = """
+import json, os
+import tensorflow as tf
+from bwkeras import distributed as d
+d.init()
+out = {"threads": d.cpu_threads(), "intra": tf.config.threading.get_intra_op_parallelism_threads(),
+       "inter": tf.config.threading.get_inter_op_parallelism_threads(),
+       "yield": os.environ.get("OMPI_MCA_mpi_yield_when_idle")}
+json.dump(out, open(os.path.join(os.environ["OUT_DIR"], f"rank{d.rank()}.json"), "w"))
+"""
+
+
+@pytest.mark.launcher
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("launcher", ["horovodrun", "mpirun"])
+def test_ranks_share_the_cores_and_mpi_yields(tmp_path, launcher):
+    # No thread settings from the user: each of the 2 ranks gets half the cores it may use
+    # (at least one), so two ranks never start a full-machine thread pool each.
+    unset = {"TF_NUM_INTRAOP_THREADS": "", "TF_NUM_INTEROP_THREADS": "", "OMP_NUM_THREADS": ""}
+    outs = read_outputs(check(run_script(tmp_path, SHARE_CORES, launcher=launcher, env=unset)), 2)
+    share = max(len(os.sched_getaffinity(0)) // 2, 1)
+    for out in outs:
+        assert out["threads"] == out["intra"] == out["inter"] == share, out
+        assert out["yield"] == "1", out
+
+
+@pytest.mark.launcher
+@pytest.mark.timeout(240)
+def test_thread_settings_of_the_user_win(tmp_path):
+    outs = read_outputs(check(run_script(tmp_path, SHARE_CORES, launcher="mpirun", env={
+        "TF_NUM_INTRAOP_THREADS": "", "TF_NUM_INTEROP_THREADS": "", "OMP_NUM_THREADS": "3",
+        "OMPI_MCA_mpi_yield_when_idle": "0"})), 2)
+    for out in outs:
+        assert out["threads"] == out["intra"] == out["inter"] == 3, out
+        assert out["yield"] == "0", out
