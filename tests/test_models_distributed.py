@@ -60,3 +60,34 @@ def test_lstm_forecaster_ends_identical_on_both_ranks(tmp_path):
     assert ranks[0]["loss"][-1] < ranks[0]["loss"][0]
     # Logged losses are averaged over ranks, so both report the same numbers.
     np.testing.assert_allclose(ranks[0]["loss"], ranks[1]["loss"], rtol=1e-6)
+
+
+UNBUILT = """
+import json, os
+import numpy as np
+import keras
+from bwkeras import distributed as dist
+from bwkeras.models import MLP
+
+keras.utils.set_random_seed(7 + dist.rank())  # unequal starts
+rng = np.random.default_rng(dist.rank())
+x = rng.random((64, 12), dtype=np.float32)
+y = rng.integers(0, 3, size=64)
+model = MLP(hidden_units=(16,), activation="relu", n_outputs=3)  # no weights until traced
+model.compile(optimizer=dist.DistributedOptimizer(keras.optimizers.Adam(0.01)),
+              loss="sparse_categorical_crossentropy")
+history = model.fit(x, y, epochs=3, batch_size=16, callbacks=dist.callbacks(), verbose=0)
+with open(os.path.join(os.environ["OUT_DIR"], f"rank{dist.rank()}.json"), "w") as fh:
+    json.dump({"final": [np.asarray(w).ravel().tolist() for w in model.weights],
+               "iterations": int(model.optimizer.iterations.numpy()),
+               "loss": history.history["loss"]}, fh)
+"""
+
+
+def test_model_built_by_its_first_step_trains_and_ends_identical(tmp_path):
+    # A subclassed model first called inside fit: the broadcast waits for its weights.
+    ranks = read_outputs(check(run_script(tmp_path, UNBUILT, np=2, timeout=180)), 2)
+    assert flat(ranks[0]["final"]).size == 12 * 16 + 16 + 16 * 3 + 3
+    np.testing.assert_array_equal(flat(ranks[0]["final"]), flat(ranks[1]["final"]))
+    assert ranks[0]["iterations"] == 3 * 4  # 64 rows per rank / batch 16 = 4 steps per epoch
+    assert ranks[0]["loss"][-1] < ranks[0]["loss"][0]

@@ -24,6 +24,7 @@ class BroadcastInitialState(keras.callbacks.Callback):
     def __init__(self, root_rank=0):
         super().__init__()
         self.root_rank = root_rank
+        self._pending = False
 
     def set_model(self, model):
         super().set_model(model)
@@ -36,8 +37,20 @@ class BroadcastInitialState(keras.callbacks.Callback):
             model.train_function = None
 
     def on_train_begin(self, logs=None):
-        if runtime.size() == 1:
-            return
+        self._pending = runtime.size() > 1
+        if self._pending and self.model.trainable_variables:
+            self._broadcast()
+
+    def on_train_batch_end(self, batch, logs=None):
+        # A model never called before fit (a subclassed model without keras.Input) has no
+        # weights until the first step traces it. Then, like Horovod's callback, broadcast
+        # after that first step; gradients were averaged, so ranks differ only by their
+        # start. Build or call the model before fit for an exactly single-process start.
+        if self._pending:
+            self._broadcast()
+
+    def _broadcast(self):
+        self._pending = False
         build_optimizer(self.model)
         runtime.broadcast_variables(self.model.variables, self.root_rank, prefix="bcast.model")
         runtime.broadcast_variables(
@@ -91,13 +104,22 @@ class ReplicaDigest(keras.callbacks.Callback):
 
 class LearningRateWarmup(keras.callbacks.Callback):
     """Goyal et al. (2017) gradual warmup: ramp the learning rate linearly, per batch,
-    from lr / size to the optimizer's (already scaled) lr over `warmup_epochs` epochs."""
+    from lr / factor to the optimizer's (already scaled) lr over `warmup_epochs` epochs.
 
-    def __init__(self, warmup_epochs, steps_per_epoch=None, verbose=0):
+    factor: how many times the scaled lr exceeds the one to start from; default the number
+    of ranks (lr scaled by the linear rule starts from the single-process rate). A study
+    that scales lr by its own ratio (e.g. global batch / base batch) passes that ratio.
+    """
+
+    def __init__(self, warmup_epochs, steps_per_epoch=None, verbose=0, factor=None):
         super().__init__()
+        if factor is not None and (isinstance(factor, bool) or not isinstance(factor, (int, float))
+                                   or not math.isfinite(factor) or factor < 1):
+            raise ValueError(f"warmup factor must be a finite number >= 1 or None, got {factor!r}")
         self.warmup_epochs = warmup_epochs
         self.steps_per_epoch = steps_per_epoch
         self.verbose = verbose
+        self.factor = factor
         self.target_lr = None
         self._epoch = 0
 
@@ -121,7 +143,7 @@ class LearningRateWarmup(keras.callbacks.Callback):
         progress = (self._epoch + batch / self.steps) / self.warmup_epochs
         if progress > 1.0:
             return
-        n = runtime.size()
+        n = runtime.size() if self.factor is None else self.factor
         factor = (1.0 + progress * (n - 1)) / n
         self._lr_variable().assign(self.target_lr * factor)
 
