@@ -1,11 +1,18 @@
-"""One process of the scaling benchmark: the 784-512-512-10 MLP on synthetic data.
+"""One process of the scaling benchmark: an MLP or an LSTM forecaster on synthetic data.
 
-    python benchmarks/scaling_worker.py plain|bwkeras STEPS BATCH OUT_FILE_PREFIX
+    python benchmarks/scaling_worker.py MODE MODEL STEPS BATCH OUT_PREFIX
 
-`plain` is Keras alone (no bwkeras, no Horovod); `bwkeras` wraps the optimizer and adds
-the callbacks of bwkeras.distributed (a no-op wrapper in a lone process). Writes
-{"rank", "size", "samples_per_s"} of this process, timed over STEPS steps after one
-warm-up epoch (tracing), to OUT_FILE_PREFIX + rank + ".json".
+MODE, the way the training is written:
+  plain    Keras alone, no bwkeras, no Horovod: the baseline;
+  bwkeras  bwkeras.models + bwkeras.distributed (optimizer wrapper and callbacks);
+  stock    Horovod's own Keras example (horovod.tensorflow.keras; Keras 2 stack only);
+  mwms     tf.distribute.MultiWorkerMirroredStrategy (TF_CONFIG set by the runner).
+MODEL: mlp (784-512-512-10, 2.7 MB of gradients) or lstm (window 32, 64 units, 17k weights).
+BATCH is per process. The timed window is one `fit` of STEPS steps after a warm-up `fit`
+(tracing, first collectives); with BENCH_SYNC_DIR / BENCH_SYNC_COUNT set, every process
+starts its window together, so the processes really compete for the cores.
+BENCH_THREADS=N sets N TensorFlow threads as a script would; unset leaves the defaults.
+Writes {"samples_per_s", "cores_busy", "threads", ...} to OUT_PREFIX<rank>.json.
 """
 import json
 import os
@@ -17,51 +24,105 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-# BENCH_THREADS=N: N math threads, as a script would set them; unset: the defaults (for
-# bwkeras under a launcher, its share of the cores; TensorFlow's own otherwise).
 if os.environ.get("BENCH_THREADS"):
     tf.config.threading.set_intra_op_parallelism_threads(int(os.environ["BENCH_THREADS"]))
     tf.config.threading.set_inter_op_parallelism_threads(int(os.environ["BENCH_THREADS"]))
 
 import keras  # noqa: E402
 
-mode, steps, batch, prefix = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+WINDOW, UNITS = 32, 64
 
-if mode == "bwkeras":
-    from bwkeras import distributed as dist
 
-    dist.init()
-    rank, size = dist.rank(), dist.size()
-else:
-    dist, rank, size = None, 0, 1
+def plain_model(name):
+    if name == "mlp":
+        return keras.Sequential([
+            keras.Input(shape=(784,)),
+            keras.layers.Dense(512, activation="relu"),
+            keras.layers.Dense(512, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ])
+    return keras.Sequential([keras.Input(shape=(WINDOW, 1)), keras.layers.LSTM(UNITS), keras.layers.Dense(1)])
 
-rng = np.random.default_rng(rank)
-x = rng.random((batch * steps, 784), dtype=np.float32)
-y = rng.integers(0, 10, size=batch * steps)
-keras.utils.set_random_seed(0)
-model = keras.Sequential([
-    keras.Input(shape=(784,)),
-    keras.layers.Dense(512, activation="relu"),
-    keras.layers.Dense(512, activation="relu"),
-    keras.layers.Dense(10, activation="softmax"),
-])
-opt = keras.optimizers.SGD(0.01)
-callbacks = []
-if dist is not None and not os.environ.get("BENCH_NO_ALLREDUCE"):
-    opt = dist.DistributedOptimizer(opt)
-    callbacks = dist.callbacks()
-model.compile(optimizer=opt, loss="sparse_categorical_crossentropy")
-model.fit(x[: batch * 3], y[: batch * 3], batch_size=batch, epochs=1, verbose=0, callbacks=callbacks)
-_sync = os.environ.get("BENCH_SYNC_DIR")
-if _sync:  # start every process's timed window together, so that they compete for the cores
-    open(os.path.join(_sync, f"{os.getpid()}.ready"), "w").close()
-    while len([f for f in os.listdir(_sync) if f.endswith(".ready")]) < int(os.environ["BENCH_SYNC_COUNT"]):
+
+def bwkeras_model(name):
+    from bwkeras.models import MLP, RecurrentForecaster
+
+    if name == "mlp":
+        return MLP(hidden_units=(512, 512), activation="relu", output="softmax", n_outputs=10)
+    return RecurrentForecaster(cell="lstm", units=UNITS)
+
+
+def data(name, rows, seed):
+    rng = np.random.default_rng(seed)
+    if name == "mlp":
+        return rng.random((rows, 784), dtype=np.float32), rng.integers(0, 10, size=rows)
+    return rng.random((rows, WINDOW, 1), dtype=np.float32), rng.random((rows, 1), dtype=np.float32)
+
+
+def loss(name):
+    return "sparse_categorical_crossentropy" if name == "mlp" else "mse"
+
+
+def wait_for_peers():
+    sync = os.environ.get("BENCH_SYNC_DIR")
+    if not sync:
+        return
+    open(os.path.join(sync, f"{os.getpid()}.ready"), "w").close()
+    while len([f for f in os.listdir(sync) if f.endswith(".ready")]) < int(os.environ["BENCH_SYNC_COUNT"]):
         time.sleep(0.005)
-started, cpu_started = time.perf_counter(), time.process_time()
-model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False, callbacks=callbacks)
-seconds = time.perf_counter() - started
-cpu = time.process_time() - cpu_started
-with open(f"{prefix}{rank}.json", "w") as f:
-    json.dump({"rank": rank, "size": size, "samples_per_s": batch * steps / seconds,
-               "cores_busy": cpu / seconds,
-               "threads": tf.config.threading.get_intra_op_parallelism_threads()}, f)
+
+
+def main(mode, name, steps, batch, prefix):
+    callbacks, scope = [], None
+    if mode == "mwms":  # before any other TF call: collectives are configured at startup
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    opt = keras.optimizers.SGD(0.01)
+    if mode == "plain":
+        rank, size, model = 0, 1, plain_model(name)
+    elif mode == "bwkeras":
+        from bwkeras import distributed as dist
+
+        rank, size = dist.rank(), dist.size()
+        model = bwkeras_model(name)
+        opt, callbacks = dist.DistributedOptimizer(opt), dist.callbacks()
+    elif mode == "stock":
+        # The peer: Horovod's examples/tensorflow2/tensorflow2_keras_mnist.py, as users write it.
+        import horovod.tensorflow.keras as hvd
+
+        hvd.init()
+        rank, size, model = hvd.rank(), hvd.size(), plain_model(name)
+        opt = hvd.DistributedOptimizer(opt)
+        callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()]
+    elif mode == "mwms":
+        rank = json.loads(os.environ.get("TF_CONFIG", '{"task": {"index": 0}}'))["task"]["index"]
+        size, scope = strategy.num_replicas_in_sync, strategy.scope()
+    else:
+        raise SystemExit(f"unknown mode {mode!r}: expected plain, bwkeras, stock or mwms")
+
+    if scope is not None:  # MWMS: the batch given to fit is the global one, split over workers
+        with scope:
+            model = plain_model(name)
+            model.compile(optimizer=opt, loss=loss(name))
+        x, y = data(name, batch * size * steps, seed=0)
+        fit_batch = batch * size
+    else:
+        model.compile(optimizer=opt, loss=loss(name))
+        x, y = data(name, batch * steps, seed=rank)
+        fit_batch = batch
+    model.fit(x[: fit_batch * 3], y[: fit_batch * 3], batch_size=fit_batch, epochs=1, verbose=0,
+              callbacks=callbacks)
+    wait_for_peers()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    model.fit(x, y, batch_size=fit_batch, epochs=1, verbose=0, shuffle=False, callbacks=callbacks)
+    seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    with open(f"{prefix}{rank}.json", "w") as f:
+        json.dump({"rank": rank, "size": size, "samples_per_s": batch * steps / seconds,
+                   "step_ms": 1000 * seconds / steps, "cores_busy": cpu / seconds,
+                   "threads": tf.config.threading.get_intra_op_parallelism_threads()}, f)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 6:
+        raise SystemExit(__doc__)
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])

@@ -18,7 +18,8 @@ import numpy as np  # noqa: E402
 
 __all__ = [
     "new_figure", "save", "loss_curves", "fit_residuals", "loss_surface", "capacity_curve",
-    "forecast", "activations", "DEFAULT_SIZE", "DPI",
+    "accuracy_curves", "batch_size_effect",
+    "forecast", "activations", "scaling_bars", "allreduce_curves", "DEFAULT_SIZE", "DPI",
 ]
 
 DEFAULT_SIZE = (10.0, 6.0)   # inches; at DPI this is 1000 x 600 pixels
@@ -244,6 +245,84 @@ def capacity_curve(degrees, train, validation, path=None, loss_label="R (mean sq
     return _finish(fig, path)
 
 
+def _series(values):
+    """Floats, with None (a value that does not exist, e.g. a target never reached) as nan."""
+    return np.array([math.nan if v is None else float(v) for v in values], dtype=float)
+
+
+def accuracy_curves(curves, path=None, target=None, y_label="test accuracy",
+                    title="Test accuracy while training"):
+    """Accuracy per epoch (top row) and against training time (bottom row): one column
+    per group (e.g. a learning-rate rule), one line per run in it (e.g. a batch size).
+
+    curves: {group: {label: (seconds, accuracy)}}, both per epoch, seconds cumulative;
+    target: an accuracy to mark with a dashed line.
+    """
+    if not curves or not all(curves.values()):
+        raise ValueError("curves must map each group to at least one run's (seconds, accuracy)")
+    labels = []
+    for members in curves.values():
+        labels.extend(label for label in members if label not in labels)
+    colors = {label: f"C{i % 10}" for i, label in enumerate(labels)}
+    n = len(curves)
+    fig, axes = new_figure(2, n, size=(max(10.0, 4.5 * n + 1.0), 8.0), sharey=True)
+    axes = np.asarray(axes).reshape(2, n)
+    for col, (group, members) in enumerate(curves.items()):
+        top, bottom = axes[0, col], axes[1, col]
+        for label, (seconds, accuracy) in members.items():
+            seconds, accuracy = _series(seconds), _series(accuracy)
+            if seconds.shape != accuracy.shape:
+                raise ValueError(f"{group} / {label}: {seconds.size} times for {accuracy.size} "
+                                 "accuracies")
+            epochs = np.arange(1, accuracy.size + 1)
+            top.plot(epochs, accuracy, marker="o", ms=2.5, color=colors[label], label=label)
+            bottom.plot(seconds, accuracy, marker="o", ms=2.5, color=colors[label], label=label)
+        for ax, x_label in ((top, "epoch"), (bottom, "training time (s)")):
+            if target is not None:
+                ax.axhline(target, color="k", ls="--", lw=1, label=f"target {target:g}")
+            ax.set_xlabel(x_label)
+            ax.set_ylabel(y_label)
+            ax.grid(True, alpha=0.3)
+        top.set_title(str(group))
+        top.legend(fontsize="small", loc="lower right")
+    fig.suptitle(title)
+    return _finish(fig, path)
+
+
+def batch_size_effect(batch_sizes, panels, path=None,
+                      title="Outcomes against the global batch size"):
+    """Quantities against the batch size (log scale), one panel per quantity and one line
+    per group (e.g. a learning-rate rule); a None or nan value (say, a target never
+    reached) leaves a gap.
+
+    panels: {y label: {group: values aligned with batch_sizes}}.
+    """
+    batch_sizes = np.asarray(batch_sizes, dtype=float)
+    if batch_sizes.ndim != 1 or batch_sizes.size == 0 or np.any(batch_sizes <= 0):
+        raise ValueError(f"batch_sizes must be a non-empty list of positive sizes, got {batch_sizes!r}")
+    if not panels or not all(panels.values()):
+        raise ValueError("panels must map each y label to at least one group's values")
+    n = len(panels)
+    fig, axes = new_figure(1, n, size=(max(10.0, 5.0 * n), 5.5))
+    axes = np.atleast_1d(axes)
+    for ax, (y_label, groups) in zip(axes, panels.items()):
+        for group, values in groups.items():
+            values = _series(values)
+            if values.shape != batch_sizes.shape:
+                raise ValueError(f"{y_label} / {group}: {values.size} values for "
+                                 f"{batch_sizes.size} batch sizes")
+            ax.plot(batch_sizes, values, marker="o", label=str(group))
+        ax.set_xscale("log")
+        ax.set_xticks(batch_sizes)
+        ax.set_xticklabels([f"{b:g}" for b in batch_sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("global batch size")
+        ax.set_ylabel(y_label)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle(title)
+    return _finish(fig, path)
+
 def forecast(t, truth, forecasts, path=None, t_label="time", y_label="value",
              title="Forecasts against the truth", t_split=None):
     """The true series and each model's forecast; `t_split` marks where testing begins.
@@ -333,4 +412,70 @@ def activations(path=None, functions=None, x=None, title="Activation functions")
     for ax in axes[n:]:
         ax.set_visible(False)
     fig.suptitle(title)
+    return _finish(fig, path)
+
+
+# ---- benchmark figures -------------------------------------------------------------------
+
+def scaling_bars(result, path=None, goal=1.7):
+    """Speedup over plain Keras in one process, per configuration, one panel per model.
+
+    `result` is the document of `python -m benchmarks scaling`: result["models"][model][name]
+    holds "np", "speedup" and the runs' "min"/"max"; bars show the median, whiskers the spread.
+    """
+    models = result["models"]
+    if not models:
+        raise ValueError("result['models'] is empty: nothing to plot")
+    fig, axes = new_figure(1, len(models), size=(7.0 * len(models), 6.0))
+    axes = np.atleast_1d(axes)
+    for ax, (model, rows) in zip(axes, models.items()):
+        names = list(rows)
+        base = rows[result.get("baseline", "plain-np1")]["samples_per_s_median"]
+        med = np.array([rows[n]["speedup"] for n in names])
+        low = med - np.array([rows[n]["min"] for n in names]) / base
+        high = np.array([rows[n]["max"] for n in names]) / base - med
+        colors = ["tab:green" if n.startswith("bwkeras") else "0.6" if n.startswith(("plain", "independent"))
+                  else "tab:orange" for n in names]
+        ax.barh(names, med, xerr=[low, high], color=colors, capsize=3)
+        for i, value in enumerate(med):
+            ax.text(value + 0.03, i, f"{value:.2f}x", va="center")
+        ax.axvline(2.0, color="k", ls=":", label="ideal at np=2")
+        ax.axvline(goal, color="tab:red", ls="--", label=f"goal {goal}x")
+        ax.invert_yaxis()
+        ax.set_xlim(0, 2.4)
+        ax.set_xlabel("throughput / plain Keras np=1 (median, whiskers: min-max)")
+        ax.set_ylabel("configuration")
+        ax.set_title(f"{model}: data-parallel speedup")
+        ax.legend(loc="lower right")
+    return _finish(fig, path)
+
+
+def allreduce_curves(result, path=None):
+    """Allreduce time and bus bandwidth against message size, beside the ring model.
+
+    `result` is the document of `python -m benchmarks allreduce`: result["transports"][name]
+    lists {"bytes", "seconds_median"}; result["model"][name] the ring model's seconds at the
+    same sizes; result["memcpy_bytes_per_s"] the copy bandwidth of one core.
+    """
+    fig, (ax_t, ax_b) = new_figure(1, 2, size=(13.0, 5.5))
+    for name, rows in result["transports"].items():
+        size = np.array([r["bytes"] for r in rows], dtype=float)
+        secs = np.array([r["seconds_median"] for r in rows], dtype=float)
+        line, = ax_t.loglog(size, secs * 1e3, marker="o", label=f"{name} measured")
+        if name in result.get("model", {}):
+            ax_t.loglog(size, np.array(result["model"][name]) * 1e3, ls="--", color=line.get_color(),
+                        label=f"{name} ring model a + 2(N-1)/N S/B")
+        ax_b.semilogx(size, 2 * (result["ranks"] - 1) / result["ranks"] * size / secs / 1e9,
+                      marker="o", color=line.get_color(), label=name)
+    memcpy = result["memcpy_bytes_per_s"] / 1e9
+    ax_b.axhline(memcpy, color="k", ls=":", label=f"memcpy, one core ({memcpy:.1f} GB/s)")
+    ax_t.set_xlabel("message size S (bytes)")
+    ax_t.set_ylabel("allreduce time (ms)")
+    ax_t.set_title(f"Allreduce between {result['ranks']} ranks on one host")
+    ax_b.set_xlabel("message size S (bytes)")
+    ax_b.set_ylabel("bus bandwidth 2(N-1)/N S / t (GB/s)")
+    ax_b.set_title("Achieved bandwidth against the copy limit")
+    for ax in (ax_t, ax_b):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
     return _finish(fig, path)
