@@ -1,0 +1,47 @@
+"""The benchmarks' arithmetic and figures (the measurements themselves run with `make bench`)."""
+import numpy as np
+import pytest
+
+from benchmarks import allreduce_bench, scaling_bench
+from bwkeras import plots
+from test_plots import check_png
+
+
+def test_ring_model_fit_recovers_latency_and_bandwidth():
+    latency, bandwidth, ranks = 80e-6, 3.0e9, 2
+    rows = [{"bytes": s, "seconds_median": latency + 2 * (ranks - 1) / ranks * s / bandwidth}
+            for s in (4096, 65536, 2 ** 20, 2 ** 24)]
+    a, b = allreduce_bench.fit_ring_model(rows, ranks)
+    # Exact data: only the polyfit's rounding separates the fit from the truth.
+    assert a == pytest.approx(latency, rel=1e-6)
+    assert b == pytest.approx(bandwidth, rel=1e-6)
+
+
+def test_mlp_gradient_size_is_the_scaling_mlp():
+    keras = pytest.importorskip("keras")
+    model = keras.Sequential([keras.Input(shape=(784,)), keras.layers.Dense(512),
+                              keras.layers.Dense(512), keras.layers.Dense(10)])
+    assert allreduce_bench.MLP_GRADIENT_BYTES == 4 * model.count_params()
+
+
+def test_summarise_speedup_and_efficiency():
+    rows = scaling_bench.summarise({"plain-np1": [10.0, 12.0, 11.0], "bwkeras-np2": [19.0, 20.0, 21.0]})
+    assert rows["plain-np1"]["speedup"] == 1.0
+    assert rows["bwkeras-np2"]["np"] == 2
+    assert rows["bwkeras-np2"]["speedup"] == pytest.approx(20.0 / 11.0)
+    assert rows["bwkeras-np2"]["efficiency"] == pytest.approx(10.0 / 11.0)
+    assert (rows["bwkeras-np2"]["min"], rows["bwkeras-np2"]["max"]) == (19.0, 21.0)
+
+
+def test_scaling_and_allreduce_figures(tmp_path):
+    scaling = {"baseline": "plain-np1", "models": {m: scaling_bench.summarise({
+        "plain-np1": [10.0, 11.0], "independent-np2": [19.0, 20.0], "bwkeras-np2": [17.0, 18.0],
+        "stock-horovod-np2": [12.0, 13.0]}) for m in ("mlp", "lstm")}}
+    check_png(plots.save(plots.scaling_bars(scaling), str(tmp_path / "scaling.png")))
+    sizes = [4096, 2 ** 16, 2 ** 20, 2 ** 24]
+    rows = [{"bytes": s, "seconds_median": 1e-4 + s / 1e9} for s in sizes]
+    allreduce = {"ranks": 2, "memcpy_bytes_per_s": 8e9, "transports": {"gloo": rows},
+                 "model": {"gloo": [r["seconds_median"] for r in rows]}}
+    check_png(plots.save(plots.allreduce_curves(allreduce), str(tmp_path / "allreduce.png")))
+    with pytest.raises(ValueError, match="empty"):
+        plots.scaling_bars({"models": {}})
