@@ -277,6 +277,7 @@ def accuracy_curves(curves, path=None, target=None, y_label="test accuracy",
             epochs = np.arange(1, accuracy.size + 1)
             top.plot(epochs, accuracy, marker="o", ms=2.5, color=colors[label], label=label)
             bottom.plot(seconds, accuracy, marker="o", ms=2.5, color=colors[label], label=label)
+        top.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         for ax, x_label in ((top, "epoch"), (bottom, "training time (s)")):
             if target is not None:
                 ax.axhline(target, color="k", ls="--", lw=1, label=f"target {target:g}")
@@ -312,7 +313,11 @@ def batch_size_effect(batch_sizes, panels, path=None,
                 raise ValueError(f"{y_label} / {group}: {values.size} values for "
                                  f"{batch_sizes.size} batch sizes")
             ax.plot(batch_sizes, values, marker="o", label=str(group))
+        if not any(np.isfinite(_series(v)).any() for v in groups.values()):
+            ax.text(0.5, 0.5, "no value at any batch size", transform=ax.transAxes,
+                    ha="center", va="center", color="0.4")
         ax.set_xscale("log")
+        ax.set_xlim(batch_sizes.min() / 1.5, batch_sizes.max() * 1.5)
         ax.set_xticks(batch_sizes)
         ax.set_xticklabels([f"{b:g}" for b in batch_sizes])
         ax.minorticks_off()

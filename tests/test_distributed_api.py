@@ -136,6 +136,28 @@ def test_warmup_ramps_from_lr_over_size_to_lr(monkeypatch):
     np.testing.assert_allclose(seen, expected, rtol=1e-6)
 
 
+def test_warmup_factor_sets_the_ramp_whatever_the_ranks():
+    # A study scaling lr by its own ratio (global batch / base batch) ramps from lr / factor,
+    # here in a single process.
+    from bwkeras.distributed.keras_callbacks import LearningRateWarmup
+    seen = []
+
+    class Spy(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(float(np.asarray(self.model.optimizer.learning_rate)))
+
+    model = keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.8), loss="mse")
+    x = np.zeros((8, 1), "float32")
+    warm = LearningRateWarmup(warmup_epochs=1, factor=16)
+    model.fit(x, x, batch_size=2, epochs=2, verbose=0, callbacks=[warm, Spy()])
+    expected = [0.8 * (1 + p * 15) / 16 for p in np.arange(4) / 4] + [0.8] * 4
+    np.testing.assert_allclose(seen, expected, rtol=1e-6)
+    for bad in (0.5, float("nan"), True, "2"):
+        with pytest.raises(ValueError, match="warmup factor must be a finite number >= 1"):
+            LearningRateWarmup(warmup_epochs=1, factor=bad)
+
+
 def test_wrapped_optimizer_saves_and_loads_as_the_plain_one(tmp_path):
     # backward_passes_per_step=2 wraps even in a single process (local accumulation).
     x = np.random.default_rng(1).random((16, 2)).astype("float32")

@@ -119,6 +119,50 @@ def test_forecast(tmp_path):
     assert len(single.axes) == 1
 
 
+def test_accuracy_curves(tmp_path):
+    curves = {"none": {"batch 32": ([0.5, 1.0, 1.5], [0.6, 0.85, 0.93]),
+                       "batch 512": ([0.1, 0.2, 0.3], [0.2, 0.4, 0.55])},
+              "linear": {"batch 32": ([0.5, 1.0, 1.5], [0.6, 0.85, 0.93])}}
+    fig = plots.accuracy_curves(curves, target=0.9, path=tmp_path / "acc.png")
+    # per rule: accuracy by epoch above, by training time below
+    assert labels(fig) == [("epoch", "test accuracy")] * 2 + [("training time (s)", "test accuracy")] * 2
+    top = fig.axes[0]
+    assert top.get_title() == "none"
+    lines = {ln.get_label(): ln for ln in top.get_lines()}
+    np.testing.assert_array_equal(lines["batch 512"].get_xdata(), [1, 2, 3])
+    np.testing.assert_array_equal(lines["batch 512"].get_ydata(), [0.2, 0.4, 0.55])
+    assert "target 0.9" in lines
+    # one colour per label across panels
+    assert lines["batch 32"].get_color() == fig.axes[1].get_lines()[0].get_color()
+    check_png(tmp_path / "acc.png")
+    with pytest.raises(ValueError, match="2 times for 3 accuracies"):
+        plots.accuracy_curves({"none": {"batch 32": ([1, 2], [0.1, 0.2, 0.3])}})
+    with pytest.raises(ValueError, match="at least one run"):
+        plots.accuracy_curves({"none": {}})
+
+
+def test_batch_size_effect(tmp_path):
+    batches = [32, 128, 512, 1438]
+    fig = plots.batch_size_effect(batches, {
+        "final test accuracy": {"none": [0.97, 0.96, 0.9, 0.74], "linear": [0.97, 0.97, 0.96, 0.08]},
+        "seconds to target": {"none": [0.5, 1.5, None, None], "linear": [0.5, 0.7, 0.8, None]},
+        "never": {"none": [None] * 4},
+    }, path=tmp_path / "bs.png")
+    assert labels(fig) == [("global batch size", "final test accuracy"),
+                           ("global batch size", "seconds to target"),
+                           ("global batch size", "never")]
+    acc, secs, never = fig.axes
+    assert acc.get_xscale() == "log"
+    assert [t.get_text() for t in acc.get_xticklabels()] == ["32", "128", "512", "1438"]
+    np.testing.assert_array_equal(secs.get_lines()[0].get_ydata(), [0.5, 1.5, np.nan, np.nan])
+    assert any("no value" in t.get_text() for t in never.texts)
+    check_png(tmp_path / "bs.png")
+    with pytest.raises(ValueError, match="3 values for 4 batch sizes"):
+        plots.batch_size_effect(batches, {"acc": {"none": [1, 2, 3]}})
+    with pytest.raises(ValueError, match="positive sizes"):
+        plots.batch_size_effect([0, 32], {"acc": {"none": [1, 2]}})
+
+
 def test_activations(tmp_path):
     fig = plots.activations(path=tmp_path / "act.png")
     assert len(labels(fig)) == 4 and all(l == ("input x", "activation f(x)") for l in labels(fig))

@@ -13,7 +13,8 @@ from bwkeras import cli
 from launch import BASE_ENV, REPO, check, run_file
 from test_plots import check_png
 
-RECIPES = ["least_squares", "gradient_descent", "capacity", "mlp", "sunspots", "sequence_labeling"]
+RECIPES = ["least_squares", "gradient_descent", "capacity", "mlp", "sunspots", "sequence_labeling",
+           "large_batch"]
 RECIPES_DIR = os.path.join(REPO, "recipes")
 
 
@@ -64,7 +65,7 @@ def check_run_dir(runs_dir, name, sets=()):
 @pytest.mark.parametrize("name", RECIPES)
 def test_recipe_single_process(name, tmp_path, capsys):
     runs_dir = tmp_path / "runs"
-    networks = name in ("mlp", "sunspots", "sequence_labeling")
+    networks = name in ("mlp", "sunspots", "sequence_labeling", "large_batch")
     # The networks log to TensorBoard by default; the tiny configs turn it off for speed,
     # so switch it back on here to cover the default path.
     sets = ["train.tensorboard=true"] if networks else []
@@ -92,6 +93,8 @@ def test_recipe_two_ranks(name, tmp_path):
     path, metrics = check_run_dir(runs_dir, name)
     if "ranks" in metrics:
         assert metrics["ranks"] == 2
+    if name == "large_batch":   # each global batch split over the two ranks
+        assert all(r["per-rank batch"] * 2 == r["global batch"] for r in metrics["results"])
     # rank 0 alone prints the table
     assert proc.stdout.count("Outputs in") == 1
 
