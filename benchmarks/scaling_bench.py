@@ -132,7 +132,7 @@ def summarise(samples, base_name="plain-np1"):
 
 
 def run(quick=False):
-    steps, repeats = (10, 1) if quick else (40, 3)
+    steps, repeats = (10, 1) if quick else (40, 5)
     models = ["mlp"] if quick else list(MODELS)
     result = {"steps": steps, "repeats": repeats, "baseline": "plain-np1",
               "batch_per_process": {m: MODELS[m] for m in models}, "models": {}}

@@ -119,7 +119,8 @@ def main(mode, name, steps, batch, prefix):
     with open(f"{prefix}{rank}.json", "w") as f:
         json.dump({"rank": rank, "size": size, "samples_per_s": batch * steps / seconds,
                    "step_ms": 1000 * seconds / steps, "cores_busy": cpu / seconds,
-                   "threads": tf.config.threading.get_intra_op_parallelism_threads()}, f)
+                   "threads": tf.config.threading.get_intra_op_parallelism_threads()
+                   or int(os.environ.get("TF_NUM_INTRAOP_THREADS") or 0) or None}, f)
 
 
 if __name__ == "__main__":

@@ -8,27 +8,14 @@ import os
 
 import numpy as np
 
-_STATE = {"initialised": False, "hvd": None}
+from .. import _launcher
 
-# Environment variables by which launchers announce the world size; the first one set wins.
-_WORLD_SIZE_VARS = (
-    "HOROVOD_SIZE",          # horovodrun (Gloo)
-    "OMPI_COMM_WORLD_SIZE",  # Open MPI mpirun
-    "PMI_SIZE",              # MPICH / Slurm srun --mpi=pmi2 / Cray aprun
-    "PMIX_SIZE",
-    "SLURM_NTASKS",          # srun without an MPI plugin still sets this per step
-)
+_STATE = {"initialised": False, "hvd": None}
 
 
 def launcher_world_size():
     """World size announced by the launcher's environment, or None outside any launcher."""
-    for var in _WORLD_SIZE_VARS:
-        value = os.environ.get(var)
-        if value and value.isdigit():
-            if var == "SLURM_NTASKS" and "SLURM_STEP_ID" not in os.environ:
-                continue  # inside an sbatch script but not in an srun step
-            return int(value)
-    return None
+    return _launcher.world_size()
 
 
 def _import_horovod():
@@ -49,63 +36,17 @@ def init():
     world = launcher_world_size()
     if world is not None and world > 1:
         hvd = _import_horovod()
-        _mpi_defaults()
+        _launcher.apply_rank_defaults()  # a no-op when `import bwkeras` already did it
         hvd.init()
         _STATE["hvd"] = hvd
-        _share_cores(hvd.local_size())
     _STATE["initialised"] = True
     _pin_gpu()
     return _STATE["hvd"]
 
 
-def _mpi_defaults():
-    """Make a waiting Open MPI rank yield its core instead of spinning on it.
-
-    Horovod's background thread meets the other ranks every cycle (1 ms), and Open MPI
-    busy-polls until they arrive. With one rank per core, the waiting rank's spin steals the
-    core that the rank's own math (or a neighbour's) needs: on 2 cores it cut np=2 throughput
-    by about 40% (docs/performance.md). Yielding costs microseconds per message. Read by
-    MPI_Init, so it must be set before hvd.init(); an explicit setting (environment or
-    `mpirun --mca`) wins.
-    """
-    os.environ.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")
-
-
-def _share_cores(local_size):
-    """Give each of the `local_size` ranks on this node its share of the cores for TF's math.
-
-    TensorFlow sizes its thread pools to every core of the machine, so k ranks per node
-    would each start that many threads and oversubscribe the node k times. The share is
-    $OMP_NUM_THREADS when the launcher or batch script sets it (cpus-per-task), else the
-    cores this process may run on divided among the local ranks. Left alone when the user
-    already chose, or when TensorFlow has already started (the pools are fixed then).
-    """
-    import tensorflow as tf
-
-    threading = tf.config.threading
-    if (threading.get_intra_op_parallelism_threads() or threading.get_inter_op_parallelism_threads()
-            or os.environ.get("TF_NUM_INTRAOP_THREADS") or os.environ.get("TF_NUM_INTEROP_THREADS")):
-        return
-    omp = os.environ.get("OMP_NUM_THREADS", "")
-    allowed = len(os.sched_getaffinity(0))
-    if omp.isdigit() and int(omp) > 0:
-        share = int(omp)
-    elif allowed < (os.cpu_count() or allowed):
-        share = allowed  # the launcher bound this rank to its own cores already
-    else:
-        share = max(allowed // max(local_size, 1), 1)
-    try:
-        threading.set_intra_op_parallelism_threads(share)
-        threading.set_inter_op_parallelism_threads(share)
-    except RuntimeError:  # TF context already initialised: its pools can no longer change
-        return
-    _STATE["threads"] = share
-
-
 def cpu_threads():
-    """TF math threads per rank chosen by init() (None when left to TensorFlow or the user)."""
-    init()
-    return _STATE.get("threads")
+    """TF math threads per rank that bwkeras chose (None: left to TensorFlow or the user)."""
+    return _launcher.threads_applied()
 
 
 def _hvd():
