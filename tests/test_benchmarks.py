@@ -1,5 +1,4 @@
 """The benchmarks' arithmetic and figures (the measurements themselves run with `make bench`)."""
-import numpy as np
 import pytest
 
 from benchmarks import allreduce_bench, scaling_bench

@@ -4,7 +4,6 @@ Every function works in a plain single process (no launcher, or Horovod not inst
 with size 1, so user code has one code path. Horovod is initialised only when a launcher
 started more than one process: a lone process never pays for Horovod's background thread.
 """
-import os
 
 import numpy as np
 
