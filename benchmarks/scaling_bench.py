@@ -7,6 +7,7 @@ because the machine is shared and noisy:
 
   plain-np1            plain Keras, one process, one TF thread: the baseline of every ratio
   bwkeras-np1          bwkeras model + wrapper, no launcher, one TF thread (see `overhead`)
+  stock-horovod-np1, mwms-np1   the peers below as a lone process, one TF thread
   independent-np2      two plain processes at once, no communication: the ceiling
   bwkeras-np2          `horovodrun -np 2` (Open MPI underneath when Horovod was built with it)
   bwkeras-np2-gloo     `horovodrun -np 2 --gloo`
@@ -15,7 +16,8 @@ because the machine is shared and noisy:
   mwms-np2             tf.distribute.MultiWorkerMirroredStrategy, keras2 stack, 2 workers
 
 Throughput of an np=2 job is the sum over its processes; speedup = throughput / median
-plain-np1 throughput of the same model; efficiency = speedup / np. Every process of a job
+plain-np1 throughput of the same model; efficiency = speedup / np; speedup_vs_own_np1 sets
+an np=2 job beside the same framework alone (bwkeras-np2-gloo / bwkeras-np1, ...). Every process of a job
 starts its timed window together (a file barrier), so they compete for the cores as in
 training. The issue's goal for bwkeras-np2 (MLP): speedup >= 1.7, and never below stock.
 
@@ -83,6 +85,9 @@ def configs(model):
         ours = [hvdrun, "-np", "2", "-H", "localhost:2"]
         found["bwkeras-np2"] = lambda: [(ours + [py, WORKER, "bwkeras", model], {})]
         found["bwkeras-np2-gloo"] = lambda: [(ours + ["--gloo", py, WORKER, "bwkeras", model], {})]
+    if k2:
+        found["stock-horovod-np1"] = lambda: [([k2, WORKER, "stock", model], ONE_THREAD)]
+        found["mwms-np1"] = lambda: [([k2, WORKER, "mwms", model], ONE_THREAD)]
     if k2 and _tool(k2, "horovodrun"):
         stock = [_tool(k2, "horovodrun"), "-np", "2", "-H", "localhost:2"]
         found["stock-horovod-np2"] = lambda: [(stock + [k2, WORKER, "stock", model], {})]
@@ -128,6 +133,10 @@ def summarise(samples, base_name="plain-np1"):
         med = statistics.median(values)
         rows[name] = {"np": np_, "samples_per_s_median": med, "min": min(values), "max": max(values),
                       "runs": values, "speedup": med / base, "efficiency": med / (np_ * base)}
+    for name, row in rows.items():  # np=2 against the same framework's own np=1
+        own = name.split("-np2")[0] + "-np1"
+        if row["np"] == 2 and own in rows and own != base_name:
+            row["speedup_vs_own_np1"] = row["samples_per_s_median"] / rows[own]["samples_per_s_median"]
     return rows
 
 

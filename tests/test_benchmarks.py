@@ -30,6 +30,10 @@ def test_summarise_speedup_and_efficiency():
     assert rows["bwkeras-np2"]["speedup"] == pytest.approx(20.0 / 11.0)
     assert rows["bwkeras-np2"]["efficiency"] == pytest.approx(10.0 / 11.0)
     assert (rows["bwkeras-np2"]["min"], rows["bwkeras-np2"]["max"]) == (19.0, 21.0)
+    assert "speedup_vs_own_np1" not in rows["bwkeras-np2"]  # no bwkeras-np1 measured
+    rows = scaling_bench.summarise({"plain-np1": [10.0], "stock-horovod-np1": [8.0],
+                                    "stock-horovod-np2-gloo": [12.0]})
+    assert rows["stock-horovod-np2-gloo"]["speedup_vs_own_np1"] == pytest.approx(1.5)
 
 
 def test_scaling_and_allreduce_figures(tmp_path):
