@@ -11,6 +11,7 @@ because the machine is shared and noisy:
   independent-np2      two plain processes at once, no communication: the ceiling
   bwkeras-np2          `horovodrun -np 2` (Open MPI underneath when Horovod was built with it)
   bwkeras-np2-gloo     `horovodrun -np 2 --gloo`
+  bwkeras-keras2-np2[-gloo]     bwkeras on the keras2 stack: the same job as the stock peer
   stock-horovod-np2    Horovod's Keras example on the keras2 stack, `horovodrun -np 2`
   stock-horovod-np2-gloo   the same with --gloo
   mwms-np2             tf.distribute.MultiWorkerMirroredStrategy, keras2 stack, 2 workers
@@ -90,6 +91,8 @@ def configs(model):
         found["mwms-np1"] = lambda: [([k2, WORKER, "mwms", model], ONE_THREAD)]
     if k2 and _tool(k2, "horovodrun"):
         stock = [_tool(k2, "horovodrun"), "-np", "2", "-H", "localhost:2"]
+        found["bwkeras-keras2-np2"] = lambda: [(stock + [k2, WORKER, "bwkeras", model], {})]
+        found["bwkeras-keras2-np2-gloo"] = lambda: [(stock + ["--gloo", k2, WORKER, "bwkeras", model], {})]
         found["stock-horovod-np2"] = lambda: [(stock + [k2, WORKER, "stock", model], {})]
         found["stock-horovod-np2-gloo"] = lambda: [(stock + ["--gloo", k2, WORKER, "stock", model], {})]
     if k2:
@@ -134,7 +137,7 @@ def summarise(samples, base_name="plain-np1"):
         rows[name] = {"np": np_, "samples_per_s_median": med, "min": min(values), "max": max(values),
                       "runs": values, "speedup": med / base, "efficiency": med / (np_ * base)}
     for name, row in rows.items():  # np=2 against the same framework's own np=1
-        own = name.split("-np2")[0] + "-np1"
+        own = name.split("-np2")[0].replace("-keras2", "") + "-np1"
         if row["np"] == 2 and own in rows and own != base_name:
             row["speedup_vs_own_np1"] = row["samples_per_s_median"] / rows[own]["samples_per_s_median"]
     return rows
