@@ -442,12 +442,12 @@ def scaling_bars(result, path=None, goal=1.7):
         colors = ["tab:green" if n.startswith("bwkeras") else "0.6" if n.startswith(("plain", "independent"))
                   else "tab:orange" for n in names]
         ax.barh(names, med, xerr=[low, high], color=colors, capsize=3)
-        for i, value in enumerate(med):
-            ax.text(value + 0.03, i, f"{value:.2f}x", va="center")
+        for i, value in enumerate(med):  # right of the whisker, so the two never overlap
+            ax.text(value + high[i] + 0.03, i, f"{value:.2f}x", va="center")
         ax.axvline(2.0, color="k", ls=":", label="ideal at np=2")
         ax.axvline(goal, color="tab:red", ls="--", label=f"goal {goal}x")
         ax.invert_yaxis()
-        ax.set_xlim(0, 2.4)
+        ax.set_xlim(0, max(2.4, float((med + high).max()) + 0.35))
         ax.set_xlabel("throughput / plain Keras np=1 (median, whiskers: min-max)")
         ax.set_ylabel("configuration")
         ax.set_title(f"{model}: data-parallel speedup")
