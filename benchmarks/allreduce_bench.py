@@ -5,8 +5,8 @@ gradients) through Horovod, under
   gloo       `horovodrun -np 2 --gloo` (TCP over loopback);
   mpi        `mpirun -np 2` (shared memory) with bwkeras' default of yielding while waiting;
   mpi-spin   the same with Open MPI's own default, busy-polling (mpi_yield_when_idle=0).
-Beside each, the ring-allreduce cost model t = a + 2(N-1)/N * S/B, with the latency a and
-bandwidth B fitted to the measurements (least squares on relative error), and the copy
+Beside each, the ring-allreduce cost model t = a + 2(N-1)/N * S/B, with the bandwidth B
+fitted to the messages of 4 MiB and more and the latency a to those of 64 KiB and less, and the copy
 bandwidth of one core (numpy copy of 64 MiB): on one host every byte of an allreduce is at
 least copied once, so B cannot beat it.
 
@@ -59,13 +59,21 @@ def memcpy_bandwidth(nbytes=64 * 2 ** 20, repeats=10):
     return nbytes / statistics.median(times)
 
 
-def fit_ring_model(rows, ranks):
-    """(latency a in s, bandwidth B in bytes/s) of t = a + 2(N-1)/N S / B, fitted with
-    weights 1/t so that the microsecond and the second ends of the range count alike."""
+def fit_ring_model(rows, ranks, large=4 * 2 ** 20, small=64 * 2 ** 10):
+    """(latency a in s, bandwidth B in bytes/s) of t = a + 2(N-1)/N S / B.
+
+    The two terms are read where each dominates: B from the slope over messages of at least
+    `large` bytes, then a as the median of t - 2(N-1)/N S / B over messages of at most
+    `small` bytes (all messages stand in for either range when it has too few points)."""
     x = np.array([2 * (ranks - 1) / ranks * r["bytes"] for r in rows], dtype=float)
     t = np.array([r["seconds_median"] for r in rows], dtype=float)
-    slope, intercept = np.polyfit(x, t, 1, w=1 / t)
-    return max(float(intercept), 0.0), 1.0 / float(slope)
+    sizes = np.array([r["bytes"] for r in rows])
+    big = sizes >= large if (sizes >= large).sum() >= 2 else np.ones_like(sizes, dtype=bool)
+    slope, _ = np.polyfit(x[big], t[big], 1)
+    bandwidth = 1.0 / float(slope)
+    tiny = sizes <= small if (sizes <= small).any() else np.ones_like(sizes, dtype=bool)
+    latency = float(np.median(t[tiny] - x[tiny] / bandwidth))
+    return max(latency, 0.0), bandwidth
 
 
 def run_transport(argv, extra, message_sizes):
