@@ -35,7 +35,6 @@ def init():
     world = launcher_world_size()
     if world is not None and world > 1:
         hvd = _import_horovod()
-        _launcher.apply_rank_defaults()  # a no-op when `import bwkeras` already did it
         hvd.init()
         _STATE["hvd"] = hvd
     _STATE["initialised"] = True
