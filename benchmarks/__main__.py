@@ -6,9 +6,10 @@ import os
 import pkgutil
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from bwkeras import atomic
 
 HERE = Path(__file__).parent
 
@@ -16,14 +17,6 @@ HERE = Path(__file__).parent
 def available():
     return sorted(m.name[: -len("_bench")] for m in pkgutil.iter_modules([str(HERE)])
                   if m.name.endswith("_bench"))
-
-
-def write_json(path, data):
-    """Atomic: a crashed benchmark never leaves a half-written result behind."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, default=float)
-    os.replace(tmp, path)
 
 
 def main(argv=None):
@@ -45,7 +38,7 @@ def main(argv=None):
                                       "python": sys.version.split()[0]})
         result["seconds"] = round(time.time() - started, 1)
         out = HERE / "results" / f"{name}.json"
-        write_json(out, result)
+        atomic.write_json(out, result)  # a crashed benchmark never leaves half a result
         print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2, default=float)[:3000])
         print(f"-> {out.relative_to(HERE.parent)}")
 

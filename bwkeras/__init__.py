@@ -3,20 +3,20 @@
 Importing the package is cheap: TensorFlow, Keras and Horovod are imported only when a
 submodule that needs them is first used (``bwkeras.regression``, ``bwkeras.distributed``...).
 Under a launcher with several ranks, importing it sets per-rank defaults in the environment
-(never overriding the user's): see ``bwkeras._launcher.apply_rank_defaults``.
+(never overriding the user's): see ``bwkeras._rank_env.apply_rank_defaults``.
 """
 import importlib
 
-from . import _launcher
+from . import _rank_env
 
 __version__ = "0.1.0"
 
 # Under a multi-rank launcher: each rank's share of the cores for TensorFlow, and Open MPI
 # yielding while it waits. Both must be in place before TensorFlow or MPI start, hence here.
-_launcher.apply_rank_defaults()
+_rank_env.apply_rank_defaults()
 
 _SUBMODULES = (
-    "activations", "config", "data", "datasets", "distributed", "launch", "models",
+    "activations", "config", "data", "datasets", "distributed", "batch", "models",
     "plots", "regression", "timeseries",
 )
 

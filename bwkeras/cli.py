@@ -9,54 +9,56 @@
 this Python. The exit code is the recipe's (0 on success); errors print one message.
 """
 import argparse
-import ast
 import os
 import shutil
 import subprocess
 import sys
-
-RECIPES_ENV = "BWKERAS_RECIPES"
 
 
 class CLIError(Exception):
     pass
 
 
-def recipes_dir():
-    """The recipes folder: $BWKERAS_RECIPES, else recipes/ next to the bwkeras package
-    (a source checkout or an editable install), else ./recipes."""
-    candidates = []
-    if os.environ.get(RECIPES_ENV):
-        candidates.append(os.environ[RECIPES_ENV])
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    candidates += [os.path.join(here, "recipes"), os.path.join(os.getcwd(), "recipes")]
-    for path in candidates:
-        if os.path.isdir(path):
-            return path
-    raise CLIError(
-        "cannot find the recipes folder; set BWKERAS_RECIPES to the recipes/ folder of a "
-        "bwkeras checkout (looked in: " + ", ".join(candidates) + ")"
-    )
+def _registry():
+    """The recipes package (``recipes/`` of the checkout, installed beside bwkeras)."""
+    try:
+        import recipes
+    except ImportError as exc:
+        raise CLIError(f"cannot import the recipes ({exc}); install bwkeras from its "
+                       "checkout (`make setup`, or pip install -e .)") from None
+    return recipes
 
 
 def available():
-    """{name: first line of the recipe's docstring}, read without importing the recipe."""
-    folder = recipes_dir()
-    out = {}
-    for fname in sorted(os.listdir(folder)):
-        if not fname.endswith(".py") or fname.startswith("_"):
-            continue
-        with open(os.path.join(folder, fname), encoding="utf-8") as fh:
-            doc = ast.get_docstring(ast.parse(fh.read())) or ""
-        out[fname[:-3]] = doc.strip().splitlines()[0] if doc.strip() else ""
-    return out
+    """{name: first line of the recipe's docstring}, in the registry's order."""
+    registry = _registry()
+    return {name: registry.summary(name) for name in registry.NAMES}
+
+
+def recipe(name):
+    """The recipe module `name` (its CONFIG class and main); CLIError for another name."""
+    try:
+        return _registry().load(name)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def recipe_path(name):
-    names = available()
-    if name not in names:
-        raise CLIError(f"unknown recipe {name!r}; available recipes: {', '.join(names)}")
-    return os.path.join(recipes_dir(), f"{name}.py")
+    return recipe(name).__file__
+
+
+def resolve_config(args):
+    """The recipe's resolved config, in this process (no TensorFlow): CLIError naming the
+    file or --set item and the key on bad input."""
+    from bwkeras import config
+    from recipes import args as recipe_args
+
+    module = recipe(args.recipe)
+    try:
+        return recipe_args.resolve(module.CONFIG(), args.config, args.sets,
+                                   resume=getattr(args, "resume", None))
+    except config.ConfigError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _horovodrun():
@@ -109,7 +111,7 @@ def build_parser():
     run.add_argument("--runs-dir", metavar="DIR", help="where run folders go (default: runs)")
     sub_ = sub.add_parser(
         "submit", help="render a Slurm or PBS batch script for a recipe and submit it",
-        description="Render the batch script (bwkeras.launch) into a new run folder, then "
+        description="Render the batch script (bwkeras.batch) into a new run folder, then "
                     "submit it with sbatch / qsub (or only write it, with --dry-run).")
     sub_.add_argument("recipe")
     sub_.add_argument("--scheduler", default="slurm", help="slurm (sbatch) or pbs (qsub)")
@@ -140,14 +142,14 @@ def _submit(args):
     """Validate everything first (nothing is written or submitted on bad input), then
     write RUNS_DIR/RECIPE-TIMESTAMP/job.sbatch (or job.pbs) and submit it."""
 
-    from . import launch
+    from . import batch
     from .runs import new_run_dir
 
     path = recipe_path(args.recipe)
 
     def job(run_dir):
         log = "job-%j.out" if args.scheduler == "slurm" else "job.out"
-        return launch.JobSpec(
+        return batch.JobSpec(
             command=[sys.executable, path, "--run-dir", run_dir, *_recipe_args(args)],
             scheduler=args.scheduler, nodes=args.nodes, tasks_per_node=args.tasks_per_node,
             cpus_per_task=args.cpus_per_task, time=args.time, account=args.account,
@@ -161,25 +163,23 @@ def _submit(args):
         spec = job(os.path.abspath(os.path.join(args.runs_dir, args.recipe)))  # checks only
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    command = launch.SUBMIT_COMMANDS[spec.scheduler]
+    command = batch.SUBMIT_COMMANDS[spec.scheduler]
     if not args.dry_run and shutil.which(command) is None:
         raise CLIError(f"{command} is not on PATH: cannot submit to {spec.scheduler} "
                        "(--dry-run writes the script only)")
-    # The recipe resolves its own config (slower: it imports TensorFlow); an unknown key
-    # or a value of the wrong type fails here.
-    check = subprocess.run([sys.executable, path, *_recipe_args(args), "--print-config"],
-                           capture_output=True, text=True)
-    if check.returncode != 0:
-        raise CLIError(check.stderr.strip().splitlines()[-1] if check.stderr.strip() else
-                       f"recipe {args.recipe} rejected its config")
-    run_dir = os.path.abspath(new_run_dir(args.runs_dir, args.recipe))
+    resolve_config(args)  # an unknown key or a value of the wrong type fails here
+    try:
+        run_dir = os.path.abspath(new_run_dir(args.runs_dir, args.recipe))
+    except OSError as exc:
+        raise CLIError(f"cannot create a run folder in {args.runs_dir}: "
+                       f"{exc.strerror or exc}") from None
     spec = job(run_dir)
-    script = launch.write_script(spec, run_dir)
+    script = batch.write_script(spec, run_dir)
     print(f"script: {script}")
     if args.dry_run:
         return 0
     try:
-        job_id = launch.submit(spec, script)
+        job_id = batch.submit(spec, script)
     except (RuntimeError, FileNotFoundError) as exc:
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing was submitted: leave nothing
         raise CLIError(str(exc)) from None
@@ -199,15 +199,17 @@ def main(argv=None):
             return 0
         if args.command == "submit":
             return _submit(args)
-        path = recipe_path(args.recipe)
         if args.command == "show-config":
-            cmd = [sys.executable, path, *_recipe_args(args), "--print-config"]
-        else:
-            if args.np < 1:
-                raise CLIError(f"-np must be >= 1, got {args.np}")
-            cmd = [sys.executable, path, *_recipe_args(args)]
-            if args.np > 1:
-                cmd = [_horovodrun(), "-np", str(args.np), "-H", f"localhost:{args.np}"] + cmd
+            from bwkeras import config
+
+            sys.stdout.write(config.to_yaml(resolve_config(args)))
+            return 0
+        if args.np < 1:
+            raise CLIError(f"-np must be >= 1, got {args.np}")
+        resolve_config(args)  # bad input fails here, before any process or folder starts
+        cmd = [sys.executable, recipe_path(args.recipe), *_recipe_args(args)]
+        if args.np > 1:
+            cmd = [_horovodrun(), "-np", str(args.np), "-H", f"localhost:{args.np}"] + cmd
         return subprocess.call(cmd)
     except CLIError as exc:
         print(f"bwkeras: error: {exc}", file=sys.stderr)

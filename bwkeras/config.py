@@ -18,24 +18,23 @@
 Errors name what went wrong: an unknown key lists the valid keys; malformed YAML names the
 file; a wrong type names the file (or ``--set``), the key and the expected type.
 
-Recipes share one argument parser (:func:`recipe_parser` / :func:`parse_args`) with
-``--config FILE`` (repeatable), ``--set KEY=VALUE`` (repeatable), ``--resume RUN_DIR``,
-``--runs-dir DIR`` and ``--print-config``: no recipe declares a flag per key.
+The mechanism alone: the sections the recipes share are in :mod:`bwkeras.training`, and
+their command line (``--config``, ``--set``, ``--resume``...) is ``recipes/args.py``.
 """
-import argparse
 import copy
 import dataclasses
 import math
 import os
-import sys
 import types
 import typing
 
 import yaml
 
+from . import atomic
+
 __all__ = [
-    "Config", "ConfigError", "ConfigTypeError", "TrainConfig", "override", "apply_yaml",
-    "apply_sets", "load", "to_dict", "to_yaml", "dump", "keys", "recipe_parser", "parse_args",
+    "Config", "ConfigError", "ConfigTypeError", "override", "apply_yaml", "apply_mapping",
+    "read_yaml", "apply_sets", "load", "to_dict", "to_yaml", "dump", "keys", "finite",
 ]
 
 
@@ -60,43 +59,6 @@ class Config:
 
     def to_yaml(self):
         return to_yaml(self)
-
-
-@dataclasses.dataclass
-class TrainConfig(Config):
-    """The training section most recipes share."""
-
-    epochs: int = 10
-    batch_size: int = 32            # per rank; the global batch is batch_size x ranks
-    learning_rate: float = 0.01     # single-process rate, scaled by `lr_rule` over ranks
-    lr_rule: typing.Literal["linear", "sqrt", "none"] = "linear"
-    warmup_epochs: float = 0.0
-    optimizer: str = "adam"         # any name keras.optimizers.get understands
-    shuffle: bool = True
-    seed: int = 0
-    checkpoint_keep: int = 2        # newest checkpoints kept in checkpoints/
-    tensorboard: bool = True
-
-    def make_optimizer(self, learning_rate=None):
-        """A fresh Keras optimizer named by `optimizer` with `learning_rate` (default: the
-        config's). Built from the name, so Keras 2 gives its current (not legacy) class."""
-        import keras
-
-        try:
-            base = keras.optimizers.get(self.optimizer)
-        except ValueError:
-            raise ValueError(f"train.optimizer {self.optimizer!r} is not a Keras optimizer name "
-                             "(e.g. sgd, adam, rmsprop)") from None
-        config = base.get_config()
-        config["learning_rate"] = float(self.learning_rate if learning_rate is None else learning_rate)
-        return type(base).from_config(config)
-
-    def validate(self):
-        for name in ("epochs", "batch_size", "checkpoint_keep"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)!r}")
-        finite("train.learning_rate", self.learning_rate, low=0.0, low_open=True)
-        finite("train.warmup_epochs", self.warmup_epochs, low=0.0)
 
 
 # ---- introspection ---------------------------------------------------------------------
@@ -280,8 +242,9 @@ def override(cfg, mapping, source="override"):
     return _apply_mapping(copy.deepcopy(cfg), mapping, source)
 
 
-def apply_yaml(cfg, path):
-    """`cfg` with the changes in the YAML file `path` applied."""
+def read_yaml(path):
+    """The mapping in the YAML file `path` (None for an empty file), or ConfigError
+    naming the file and, for malformed YAML, the line and column."""
     path = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as fh:
@@ -289,7 +252,7 @@ def apply_yaml(cfg, path):
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)
@@ -297,9 +260,18 @@ def apply_yaml(cfg, path):
             where = f" (line {mark.line + 1}, column {mark.column + 1})"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"malformed YAML in config file {path}{where}: {problem}") from None
+
+
+def apply_mapping(cfg, data, source):
+    """`cfg` with the nested mapping `data` (as read from a YAML file) applied."""
     if data is None:
         return copy.deepcopy(cfg)
-    return override(cfg, data, source=f"config file {path}")
+    return override(cfg, data, source=source)
+
+
+def apply_yaml(cfg, path):
+    """`cfg` with the changes in the YAML file `path` applied."""
+    return apply_mapping(cfg, read_yaml(path), f"config file {os.fspath(path)}")
 
 
 def _parse_set(item):
@@ -387,63 +359,8 @@ def to_yaml(cfg):
 
 def dump(cfg, path):
     """Write the resolved config to `path` as YAML (atomically)."""
-    from .runs import atomic_write_text
-
-    atomic_write_text(path, to_yaml(cfg))
+    atomic.write_text(path, to_yaml(cfg))
     return path
-
-
-# ---- the recipes' shared command line ----------------------------------------------------
-
-def recipe_parser(description=None, prog=None):
-    """The argument parser every recipe shares: files, overrides, resume, output folder."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Keys and defaults: run with --print-config. Example: "
-               "--set train.epochs=3 --set train.learning_rate=0.05",
-    )
-    parser.add_argument("--config", metavar="FILE", action="append", default=[],
-                        help="YAML file holding only the changes to the defaults (repeatable)")
-    parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="sets",
-                        help="override one key, e.g. train.epochs=3 (repeatable; applied last)")
-    parser.add_argument("--resume", metavar="RUN_DIR", default=None,
-                        help="continue the run in RUN_DIR from its last checkpoint")
-    parser.add_argument("--run-dir", metavar="DIR", default=None,
-                        help="run in exactly DIR: start there, or continue from its last "
-                             "checkpoint when it holds one (for batch jobs that get requeued)")
-    parser.add_argument("--runs-dir", metavar="DIR", default="runs",
-                        help="where new run folders are created (default: %(default)s)")
-    parser.add_argument("--print-config", action="store_true",
-                        help="print the resolved config as YAML and exit")
-    return parser
-
-
-def parse_args(default, argv=None, description=None, prog=None):
-    """(resolved config, parsed arguments) for a recipe; exits 2 with a message on bad input.
-
-    With ``--resume RUN_DIR`` the run's saved config.yaml is the starting point, so only
-    the changes (typically ``--set train.epochs=N``) need repeating.
-    """
-    parser = recipe_parser(description, prog)
-    args = parser.parse_args(argv)
-    files = list(args.config)
-    try:
-        base = default
-        if args.resume and args.run_dir:
-            raise ConfigError("give --resume or --run-dir, not both")
-        if args.resume and not os.path.isdir(args.resume):
-            raise ConfigError(f"--resume {args.resume}: no such run directory")
-        existing = args.resume or args.run_dir
-        if existing and os.path.exists(os.path.join(existing, "config.yaml")):
-            base = apply_yaml(default, os.path.join(existing, "config.yaml"))
-        cfg = load(base, files, args.sets)
-    except ConfigError as exc:
-        parser.error(str(exc))
-    if args.print_config:
-        sys.stdout.write(to_yaml(cfg))
-        parser.exit(0)
-    return cfg, args
 
 
 def finite(name, value, low=None, high=None, low_open=False):

@@ -16,6 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 import numpy as np  # noqa: E402
 
+from . import atomic  # noqa: E402
+
 __all__ = [
     "new_figure", "save", "loss_curves", "fit_residuals", "loss_surface", "capacity_curve",
     "accuracy_curves", "batch_size_effect",
@@ -52,12 +54,10 @@ def _check_labels(fig):
 
 def save(fig, path, dpi=DPI):
     """Write `fig` to `path` as PNG, atomically, after checking every axis is labelled."""
-    from .runs import atomic_path
-
     if not str(path).endswith(".png"):
         raise ValueError(f"plots are saved as .png files, got {path!r}")
     _check_labels(fig)
-    with atomic_path(path) as tmp:
+    with atomic.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     return path
 

@@ -11,9 +11,10 @@ then rises as extra degrees of freedom fit the noise.
 import dataclasses
 import typing
 
-from bwkeras import config, plots, regression, runs
+from bwkeras import config, plots, regression, report, runs, training
 from bwkeras import distributed as dist
 from bwkeras.data import synthetic
+from recipes import args as recipe_args
 
 
 @dataclasses.dataclass
@@ -26,13 +27,16 @@ class Data(config.Config):
 
 
 @dataclasses.dataclass
-class CapacityConfig(config.Config):
+class CapacityConfig(training.RecipeConfig):
     data: Data = dataclasses.field(default_factory=Data)
     degrees: typing.List[int] = dataclasses.field(default_factory=lambda: list(range(0, 13)))
 
 
+CONFIG = CapacityConfig
+
+
 def main(argv=None):
-    cfg, args = config.parse_args(CapacityConfig(), argv, description=__doc__)
+    cfg, args = recipe_args.parse(CONFIG(), argv, description=__doc__)
     # Horovod: initialise (a no-op in a plain process).
     dist.init()
     # Horovod: rank 0 alone creates the run folder and writes into it.
@@ -59,7 +63,7 @@ def main(argv=None):
                          tables=[(f"Exact polynomial fits (true degree {len(d.coefficients) - 1}, "
                                   f"best validation degree {best})", table)],
                          plots=[run.plot_path("capacity")])
-        print(runs.markdown_table(table))
+        print(report.markdown_table(table))
         print(f"\nOutputs in {run.path}")
     return run
 

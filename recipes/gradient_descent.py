@@ -11,12 +11,12 @@ gradients, so the paths are those of the global batch.
 """
 import dataclasses
 
-import keras
 import numpy as np
 
-from bwkeras import config, plots, regression, runs
+from bwkeras import config, plots, regression, report, runs, training
 from bwkeras import distributed as dist
 from bwkeras.data import synthetic
+from recipes import args as recipe_args
 
 
 @dataclasses.dataclass
@@ -35,31 +35,21 @@ class Start(config.Config):
 
 
 @dataclasses.dataclass
-class GradientDescentConfig(config.Config):
+class GradientDescentConfig(training.RecipeConfig):
     data: Data = dataclasses.field(default_factory=Data)
     start: Start = dataclasses.field(default_factory=Start)
     grid: int = 81                 # points per axis of the loss surface
-    train: config.TrainConfig = dataclasses.field(default_factory=lambda: config.TrainConfig(
+    train: training.TrainConfig = dataclasses.field(default_factory=lambda: training.TrainConfig(
         epochs=5, batch_size=10, learning_rate=0.05, optimizer="sgd", lr_rule="none",
-        shuffle=True, tensorboard=False))
+        shuffle=True))
 
 
-class PathRecorder(keras.callbacks.Callback):
-    """(m, b) before training and after every update."""
-
-    def on_train_begin(self, logs=None):
-        self.path = [self._point()]
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.path.append(self._point())
-
-    def _point(self):
-        c = self.model.coefficients
-        return c["m"], c["b"]
+CONFIG = GradientDescentConfig
 
 
 def main(argv=None):
-    cfg, args = config.parse_args(GradientDescentConfig(), argv, description=__doc__)
+    cfg, args = recipe_args.parse(CONFIG(), argv, description=__doc__)
+    from bwkeras.callbacks import ParameterPath  # Keras: imported once the recipe runs
     # Horovod: initialise (a no-op in a plain process).
     dist.init()
     # Horovod: rank 0 alone creates the run folder and writes into it.
@@ -73,15 +63,15 @@ def main(argv=None):
 
     paths, table = {}, []
     for method, batch in (("GD", len(y)), ("SGD", 1), ("mini-batch", cfg.train.batch_size)):
-        keras.utils.set_random_seed(cfg.train.seed)
+        training.set_seed(cfg.train.seed)
         model = regression.LinearRegression()
-        model.set_coefficients({"m": cfg.start.m, "b": cfg.start.b})
+        model.set_params({"m": cfg.start.m, "b": cfg.start.b})
         # Horovod: scale the learning rate by the rule (default "none": the same step size).
         lr = dist.scale_learning_rate(cfg.train.learning_rate, cfg.train.lr_rule)
         opt = cfg.train.make_optimizer(lr)
         # Horovod: average gradients over all ranks before every update.
         model.compile(optimizer=dist.DistributedOptimizer(opt), loss="mse")
-        recorder = PathRecorder()
+        recorder = ParameterPath(["m", "b"])
         model.fit(x, y, epochs=cfg.train.epochs, batch_size=batch, shuffle=cfg.train.shuffle,
                   # Horovod: broadcast rank 0's initial state and average the metrics.
                   callbacks=dist.callbacks() + [recorder], verbose=0)
@@ -89,7 +79,7 @@ def main(argv=None):
         # Horovod: R summed over every rank's shard.
         gap = regression.gap_to_optimum(model, x, y, optimum=optimum)
         table.append({"method": method, "batch": batch, "updates": len(recorder.path) - 1,
-                      "m": model.coefficients["m"], "b": model.coefficients["b"],
+                      "m": model.params["m"], "b": model.params["b"],
                       "R / R_opt": gap.ratio})
 
     # The surface R(m, b) = mean (y - m x - b)^2 over the whole data, and its gradient.
@@ -117,7 +107,7 @@ def main(argv=None):
                                   f"({cfg.start.m}, {cfg.start.b}); optimum "
                                   f"({m_opt:.4g}, {b_opt:.4g})", table)],
                          plots=[run.plot_path("loss_surface")])
-        print(runs.markdown_table(table))
+        print(report.markdown_table(table))
         print(f"\nOutputs in {run.path}")
     return run
 

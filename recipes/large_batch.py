@@ -24,12 +24,11 @@ import dataclasses
 import time
 import typing
 
-import keras
 import numpy as np
 
-from bwkeras import config, datasets, plots, runs
+from bwkeras import config, datasets, models, plots, report, runs, training
 from bwkeras import distributed as dist
-from bwkeras.models import MLP
+from recipes import args as recipe_args
 
 EVAL_BATCH = 512   # batch of the test-set evaluations; it does not change any result
 NOT_REACHED = "not reached"
@@ -85,52 +84,24 @@ class Study(config.Config):
 
 
 @dataclasses.dataclass
-class Train(config.Config):
-    """The usual train section less batch_size and lr_rule, which the study varies."""
-
-    epochs: int = 40
-    learning_rate: float = 0.1      # at study.base_batch; each rule scales it from there
-    warmup_epochs: float = 0.0      # ramp from the base batch's rate up to the scaled one
-    optimizer: str = "sgd"          # any name keras.optimizers.get understands
-    shuffle: bool = True
-    seed: int = 0
-    checkpoint_keep: int = 2        # newest checkpoints kept per model in checkpoints/TAG/
-    tensorboard: bool = True
-
-    def make_optimizer(self, learning_rate):
-        return config.TrainConfig(optimizer=self.optimizer).make_optimizer(learning_rate)
-
-    def validate(self):
-        for name in ("epochs", "checkpoint_keep"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)!r}")
-        config.finite("train.learning_rate", self.learning_rate, low=0.0, low_open=True)
-        config.finite("train.warmup_epochs", self.warmup_epochs, low=0.0)
-
-
-@dataclasses.dataclass
-class LargeBatchConfig(config.Config):
+class LargeBatchConfig(training.RecipeConfig):
     data: Data = dataclasses.field(default_factory=Data)
     model: Model = dataclasses.field(default_factory=Model)
     study: Study = dataclasses.field(default_factory=Study)
-    train: Train = dataclasses.field(default_factory=Train)
+    # The usual train section less batch_size and lr_rule, which the study varies;
+    # learning_rate is the rate at study.base_batch, and each rule scales it from there.
+    train: training.BaseTrainConfig = dataclasses.field(
+        default_factory=lambda: training.BaseTrainConfig(epochs=40, learning_rate=0.1,
+                                                         optimizer="sgd"))
+
+
+CONFIG = LargeBatchConfig
 
 
 def study_learning_rate(base_lr, rule, global_batch, base_batch):
     """`base_lr` (right for `base_batch`) scaled to `global_batch` by `rule`: x k (linear),
     x sqrt(k) (sqrt) or unchanged (none), k = global_batch / base_batch."""
     return dist.scale_learning_rate(base_lr, rule, size=global_batch / base_batch)
-
-
-def per_rank_batch(global_batch, ranks):
-    """The batch each of `ranks` ranks takes per step so that together they take `global_batch`."""
-    if global_batch < ranks:
-        raise ValueError(f"study.batch_sizes: global batch {global_batch} is smaller than the "
-                         f"number of ranks ({ranks}); every rank needs at least one image per step")
-    if global_batch % ranks:
-        raise ValueError(f"study.batch_sizes: global batch {global_batch} does not split evenly "
-                         f"over {ranks} ranks; use a multiple of {ranks}")
-    return global_batch // ranks
 
 
 def check_batches(batch_sizes, ranks, n_train):
@@ -140,7 +111,7 @@ def check_batches(batch_sizes, ranks, n_train):
         if global_batch > n_train:
             raise ValueError(f"study.batch_sizes: global batch {global_batch} is larger than the "
                              f"{n_train} training images (the full batch is {n_train})")
-        out.append(per_rank_batch(global_batch, ranks))
+        out.append(dist.per_rank_batch(global_batch, ranks))
     return out
 
 
@@ -150,52 +121,6 @@ def warmup(warmup_epochs, lr, base_lr):
     if warmup_epochs <= 0 or lr <= base_lr:
         return []
     return [dist.LearningRateWarmup(warmup_epochs, factor=lr / base_lr)]
-
-
-def first_reached(accuracy, seconds, target):
-    """(epoch, seconds) at the end of the first epoch whose accuracy is >= `target`, both
-    counted from the start of training; (None, None) when no epoch reached it."""
-    for epoch, (acc, sec) in enumerate(zip(accuracy, seconds), start=1):
-        if acc >= target:
-            return epoch, float(sec)
-    return None, None
-
-
-class TrainingClock(keras.callbacks.Callback):
-    """Puts `seconds` into every epoch's logs: the time spent training since the start,
-    leaving out the epoch's test evaluation and whatever later callbacks do (checkpoints,
-    logs). `start`: the seconds already spent before a resumed run's first epoch."""
-
-    def __init__(self, start=0.0):
-        super().__init__()
-        self.seconds = float(start)
-        self._epoch_start = self._test_start = None
-        self._testing = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.perf_counter()
-        self._testing = 0.0
-
-    def on_test_begin(self, logs=None):
-        self._test_start = time.perf_counter()
-
-    def on_test_end(self, logs=None):
-        if self._test_start is not None:
-            self._testing += time.perf_counter() - self._test_start
-            self._test_start = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds += time.perf_counter() - self._epoch_start - self._testing
-        if logs is not None:
-            logs["seconds"] = self.seconds
-
-
-def _seconds_before(run, tag, initial_epoch):
-    """Training seconds recorded up to `initial_epoch` of a resumed model (chief only)."""
-    if initial_epoch < 1 or not run.is_chief:
-        return 0.0
-    seconds = run.read_history(tag=tag).get("seconds", [])
-    return seconds[initial_epoch - 1] if len(seconds) >= initial_epoch else 0.0
 
 
 def _shown(rows, columns=None):
@@ -243,7 +168,8 @@ its training step.
 
 
 def main(argv=None):
-    cfg, args = config.parse_args(LargeBatchConfig(), argv, description=__doc__)
+    cfg, args = recipe_args.parse(CONFIG(), argv, description=__doc__)
+    from bwkeras.callbacks import TrainingClock  # Keras: imported once the recipe runs
     # Horovod: initialise (a no-op in a plain process) and pin one GPU per local rank.
     dist.init()
 
@@ -272,9 +198,9 @@ def main(argv=None):
     for global_batch, batch in zip(cfg.study.batch_sizes, per_rank):
         for rule in cfg.study.lr_rules:
             tag = f"batch{global_batch}-{rule}"
-            keras.utils.set_random_seed(cfg.train.seed)
-            model = MLP(hidden_units=cfg.model.hidden_units, activation=cfg.model.activation,
-                        output="softmax", n_outputs=10)
+            training.set_seed(cfg.train.seed)
+            model = models.MLP(hidden_units=cfg.model.hidden_units, activation=cfg.model.activation,
+                               output="softmax", n_outputs=10)
             # Horovod: the rate follows the global batch (all ranks' images per update),
             # whatever the number of ranks.
             lr = study_learning_rate(base_lr, rule, global_batch, cfg.study.base_batch)
@@ -282,21 +208,18 @@ def main(argv=None):
             # Horovod: average gradients over all ranks before every update.
             model.compile(optimizer=dist.DistributedOptimizer(opt),
                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-            model(x_train[:1])  # create the weights, so a checkpoint can be loaded into them
-            initial_epoch = run.restore(model, tag=tag)
-            clock = TrainingClock(start=_seconds_before(run, tag, initial_epoch))
+            # The clock counts on from a resumed model's recorded training time.
+            clock = TrainingClock(previous=run.read_history(tag=tag).get("seconds", []))
             started = time.perf_counter()
-            model.fit(
-                x_train, y_train, validation_data=(x[test], y[test]),
-                validation_batch_size=EVAL_BATCH,
-                epochs=cfg.train.epochs, initial_epoch=initial_epoch,
+            training.fit(
+                model, run, x_train, y_train, cfg.train, tag=tag,
                 # Horovod: each rank takes its part of the global batch per step.
-                batch_size=batch, shuffle=cfg.train.shuffle,
+                batch_size=batch,
                 # Horovod: broadcast rank 0's initial state, average metrics, warm the rate
                 # up from the base batch's; then the clock, and history and checkpoints
                 # (rank 0 only) see the averaged metrics.
-                callbacks=(dist.callbacks() + warmup(cfg.train.warmup_epochs, lr, base_lr)
-                           + [clock] + run.callbacks(tag=tag)),
+                warmup_epochs=0, extra_callbacks=warmup(cfg.train.warmup_epochs, lr, base_lr) + [clock],
+                validation_data=(x[test], y[test]), validation_batch_size=EVAL_BATCH,
                 # Horovod: no progress bars; rank 0 prints one line per run below.
                 verbose=0,
             )
@@ -312,7 +235,7 @@ def main(argv=None):
                 continue
             history = run.read_history(tag=tag)
             accuracy, seconds = history.get("val_accuracy", []), history.get("seconds", [])
-            epoch, at = first_reached(accuracy, seconds, target)
+            epoch, at = training.first_reached(accuracy, seconds, target)
             steps = -(-len(y_train) // batch)  # per epoch, the same on every rank
             table.append({
                 "global batch": global_batch, "per-rank batch": batch, "lr rule": rule,
@@ -361,7 +284,7 @@ def main(argv=None):
             sections=[("What it shows", _observations(table, target) + "\n\n" + ABOUT),
                       ("Files", "The table as CSV: [results.csv](results.csv).")],
             plots=[run.plot_path("test_accuracy"), run.plot_path("batch_size")])
-        print(runs.markdown_table(_shown(table, (
+        print(report.markdown_table(_shown(table, (
             "global batch", "lr rule", "learning rate", "test accuracy", "accuracy gap",
             "loss gap", "epoch to target", "seconds to target", "train seconds"))))
         print(f"\nOutputs in {run.path}")

@@ -13,11 +13,10 @@ ranks, and the gradients of each step are averaged.
 import dataclasses
 import typing
 
-import keras
-
-from bwkeras import config, plots, regression, runs
+from bwkeras import config, plots, regression, report, runs, training
 from bwkeras import distributed as dist
 from bwkeras.data import synthetic
+from recipes import args as recipe_args
 
 
 @dataclasses.dataclass
@@ -28,13 +27,12 @@ class Data(config.Config):
 
 
 @dataclasses.dataclass
-class LeastSquaresConfig(config.Config):
+class LeastSquaresConfig(training.RecipeConfig):
     families: typing.List[str] = dataclasses.field(
         default_factory=lambda: ["linear", "polynomial", "exponential", "logistic"])
     data: Data = dataclasses.field(default_factory=Data)
-    train: config.TrainConfig = dataclasses.field(default_factory=lambda: config.TrainConfig(
-        epochs=30, batch_size=16, learning_rate=0.02, optimizer="sgd", lr_rule="none",
-        tensorboard=False))
+    train: training.TrainConfig = dataclasses.field(default_factory=lambda: training.TrainConfig(
+        epochs=30, batch_size=16, learning_rate=0.02, optimizer="sgd", lr_rule="none"))
 
 
 # family name -> (data with known truth, a fresh model of that family, learning-rate factor:
@@ -51,8 +49,11 @@ FAMILIES = {
 }
 
 
+CONFIG = LeastSquaresConfig
+
+
 def main(argv=None):
-    cfg, args = config.parse_args(LeastSquaresConfig(), argv, description=__doc__)
+    cfg, args = recipe_args.parse(CONFIG(), argv, description=__doc__)
     unknown = [f for f in cfg.families if f not in FAMILIES]
     if unknown:
         raise SystemExit(f"least_squares: unknown families {unknown}; choose from {list(FAMILIES)}")
@@ -72,12 +73,12 @@ def main(argv=None):
         rows = [{"family": family, "method": "truth",
                  "parameters": ", ".join(f"{k}={v:.4g}" for k, v in data.truth.items())},
                 {"family": family, "method": "exact solve",
-                 "parameters": ", ".join(f"{k}={v:.4g}" for k, v in exact.coefficients.items()),
+                 "parameters": ", ".join(f"{k}={v:.4g}" for k, v in exact.params.items()),
                  "R": optimum.rss, "R / R_opt": 1.0}]
         fits = {"exact solve": exact.predict_float64(data.x)}
         per_rank = len(y)
         for method, batch in (("GD", per_rank), ("SGD", 1), ("mini-batch", cfg.train.batch_size)):
-            keras.utils.set_random_seed(cfg.train.seed)
+            training.set_seed(cfg.train.seed)
             model = make_model()
             # Horovod: scale the learning rate by the rule (default "none": plain SGD steps).
             lr = dist.scale_learning_rate(cfg.train.learning_rate * lr_factor, cfg.train.lr_rule)
@@ -91,7 +92,7 @@ def main(argv=None):
             # Horovod: R of the trained parameters, summed over every rank's shard.
             gap = regression.gap_to_optimum(model, x, y, optimum=optimum)
             rows.append({"family": family, "method": f"{method} (batch {batch})",
-                         "parameters": ", ".join(f"{k}={v:.4g}" for k, v in model.coefficients.items()),
+                         "parameters": ", ".join(f"{k}={v:.4g}" for k, v in model.params.items()),
                          "R": gap.r_fit, "R / R_opt": gap.ratio})
             fits[method] = model.predict_float64(data.x)
         table += rows
@@ -107,7 +108,7 @@ def main(argv=None):
         run.write_metrics({"ranks": dist.size(), "results": table})
         run.write_report("Least squares: regression families, exact and trained",
                          tables=[("Parameters, R and the gap to the optimum", table)], plots=paths)
-        print(runs.markdown_table(table))
+        print(report.markdown_table(table))
         print(f"\nOutputs in {run.path}")
     return run
 

@@ -10,12 +10,11 @@ for testing; Horovod shards the training images over the ranks.
 import dataclasses
 import typing
 
-import keras
 import numpy as np
 
-from bwkeras import config, datasets, plots, runs
+from bwkeras import config, datasets, models, plots, report, runs, training
 from bwkeras import distributed as dist
-from bwkeras.models import MLP
+from recipes import args as recipe_args
 
 
 @dataclasses.dataclass
@@ -31,15 +30,18 @@ class Model(config.Config):
 
 
 @dataclasses.dataclass
-class MLPConfig(config.Config):
+class MLPConfig(training.RecipeConfig):
     data: Data = dataclasses.field(default_factory=Data)
     model: Model = dataclasses.field(default_factory=Model)
-    train: config.TrainConfig = dataclasses.field(default_factory=lambda: config.TrainConfig(
+    train: training.TrainConfig = dataclasses.field(default_factory=lambda: training.TrainConfig(
         epochs=30, batch_size=32, learning_rate=0.005, optimizer="adam"))
 
 
+CONFIG = MLPConfig
+
+
 def main(argv=None):
-    cfg, args = config.parse_args(MLPConfig(), argv, description=__doc__)
+    cfg, args = recipe_args.parse(CONFIG(), argv, description=__doc__)
     # Horovod: initialise (a no-op in a plain process) and pin one GPU per local rank.
     dist.init()
     # Horovod: rank 0 alone creates the run folder and writes into it.
@@ -52,27 +54,18 @@ def main(argv=None):
     # Horovod: each rank trains on its own shard of the training images.
     x_train, y_train = dist.shard((x[train], y[train]))
 
-    keras.utils.set_random_seed(cfg.train.seed)
-    model = MLP(hidden_units=cfg.model.hidden_units, activation=cfg.model.activation,
-                output="softmax", n_outputs=10)
+    training.set_seed(cfg.train.seed)
+    model = models.MLP(hidden_units=cfg.model.hidden_units, activation=cfg.model.activation,
+                       output="softmax", n_outputs=10)
     # Horovod: scale the learning rate with the number of ranks (the global batch grows).
     lr = dist.scale_learning_rate(cfg.train.learning_rate, cfg.train.lr_rule)
     opt = cfg.train.make_optimizer(lr)
     # Horovod: average gradients over all ranks before every update.
     model.compile(optimizer=dist.DistributedOptimizer(opt),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model(x_train[:1])  # create the weights, so a checkpoint can be loaded into them
-    initial_epoch = run.restore(model)
-    model.fit(
-        x_train, y_train, validation_data=(x[test], y[test]),
-        epochs=cfg.train.epochs, initial_epoch=initial_epoch,
-        batch_size=cfg.train.batch_size, shuffle=cfg.train.shuffle,
-        # Horovod: broadcast rank 0's initial state, average metrics, warm up the LR;
-        # then checkpoints and history (rank 0 only) see the averaged metrics.
-        callbacks=dist.callbacks(cfg.train.warmup_epochs) + run.callbacks(),
-        # Horovod: progress bars on rank 0 only.
-        verbose=dist.fit_verbosity(2),
-    )
+    # Horovod: broadcast rank 0's initial state, average metrics, warm up the LR; then
+    # checkpoints and history (rank 0 only) see the averaged metrics; progress on rank 0.
+    training.fit(model, run, x_train, y_train, cfg.train, validation_data=(x[test], y[test]))
     loss, accuracy = model.evaluate(x[test], y[test], verbose=0)
     table = [{"model": f"MLP {cfg.model.hidden_units} {cfg.model.activation}",
               "test loss": loss, "test accuracy": accuracy,
@@ -88,7 +81,7 @@ def main(argv=None):
         plots.activations(path=run.plot_path("activations"))
         run.write_report("MLP on the 8x8 digits", tables=[("Test set", table)],
                          plots=[run.plot_path("loss"), run.plot_path("activations")])
-        print(runs.markdown_table(table))
+        print(report.markdown_table(table))
         print(f"\nOutputs in {run.path}")
     return run
 

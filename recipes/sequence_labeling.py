@@ -10,13 +10,11 @@ accuracy. Horovod shards the training sequences over the ranks.
 """
 import dataclasses
 
-import keras
 import numpy as np
 
-from bwkeras import config, plots, runs
+from bwkeras import config, models, plots, report, runs, timeseries, training
 from bwkeras import distributed as dist
-from bwkeras.models import SequenceLabeler
-from bwkeras.timeseries import pad_sequences, regime_switching
+from recipes import args as recipe_args
 
 
 @dataclasses.dataclass
@@ -38,50 +36,44 @@ class Model(config.Config):
 
 
 @dataclasses.dataclass
-class LabelingConfig(config.Config):
+class LabelingConfig(training.RecipeConfig):
     data: Data = dataclasses.field(default_factory=Data)
     model: Model = dataclasses.field(default_factory=Model)
-    train: config.TrainConfig = dataclasses.field(default_factory=lambda: config.TrainConfig(
+    train: training.TrainConfig = dataclasses.field(default_factory=lambda: training.TrainConfig(
         epochs=15, batch_size=16, learning_rate=0.01, optimizer="adam"))
 
 
+CONFIG = LabelingConfig
+
+
 def main(argv=None):
-    cfg, args = config.parse_args(LabelingConfig(), argv, description=__doc__)
+    cfg, args = recipe_args.parse(CONFIG(), argv, description=__doc__)
     # Horovod: initialise (a no-op in a plain process) and pin one GPU per local rank.
     dist.init()
     # Horovod: rank 0 alone creates the run folder and writes into it.
     run = runs.start("sequence_labeling", cfg, args)
 
     d = cfg.data
-    seqs, labels = regime_switching(d.n_train + d.n_test, min_length=d.min_length,
-                                    max_length=d.max_length, n_regimes=d.n_regimes,
-                                    noise=d.noise, seed=d.seed)
-    x, y, lengths = pad_sequences(seqs, labels)
+    seqs, labels = timeseries.regime_switching(d.n_train + d.n_test, min_length=d.min_length,
+                                               max_length=d.max_length, n_regimes=d.n_regimes,
+                                               noise=d.noise, seed=d.seed)
+    x, y, lengths = timeseries.pad_sequences(seqs, labels)
     x_test, y_test = x[d.n_train:], y[d.n_train:]
     # Horovod: each rank trains on its own shard of the training sequences.
     x_train, y_train = dist.shard((x[:d.n_train], y[:d.n_train]))
 
-    keras.utils.set_random_seed(cfg.train.seed)
-    model = SequenceLabeler(cell=cfg.model.cell, units=cfg.model.units,
-                            n_classes=d.n_regimes, bidirectional=cfg.model.bidirectional)
+    training.set_seed(cfg.train.seed)
+    model = models.SequenceLabeler(cell=cfg.model.cell, units=cfg.model.units,
+                                          n_classes=d.n_regimes, bidirectional=cfg.model.bidirectional)
     # Horovod: scale the learning rate with the number of ranks (the global batch grows).
     lr = dist.scale_learning_rate(cfg.train.learning_rate, cfg.train.lr_rule)
     opt = cfg.train.make_optimizer(lr)
     # Horovod: average gradients over all ranks before every update.
     model.compile(optimizer=dist.DistributedOptimizer(opt),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model(x_train[:1])  # create the weights, so a checkpoint can be loaded into them
-    initial_epoch = run.restore(model)
-    model.fit(
-        x_train, y_train, validation_data=(x_test, y_test),
-        epochs=cfg.train.epochs, initial_epoch=initial_epoch,
-        batch_size=cfg.train.batch_size, shuffle=cfg.train.shuffle,
-        # Horovod: broadcast rank 0's initial state, average metrics, warm up the LR;
-        # then checkpoints and history (rank 0 only) see the averaged metrics.
-        callbacks=dist.callbacks(cfg.train.warmup_epochs) + run.callbacks(),
-        # Horovod: progress bars on rank 0 only.
-        verbose=dist.fit_verbosity(2),
-    )
+    # Horovod: broadcast rank 0's initial state, average metrics, warm up the LR; then
+    # checkpoints and history (rank 0 only) see the averaged metrics; progress on rank 0.
+    training.fit(model, run, x_train, y_train, cfg.train, validation_data=(x_test, y_test))
     # Accuracy over real steps only (padding excluded), next to the majority-class baseline.
     mask = np.arange(x.shape[1])[None, :] < lengths[d.n_train:, None]
     pred = np.argmax(model.predict(x_test, verbose=0), axis=-1)
@@ -109,7 +101,7 @@ def main(argv=None):
         run.write_report("Sequence labeling with a recurrent network",
                          tables=[("Test sequences", table)],
                          plots=[run.plot_path("loss"), run.plot_path("labels")])
-        print(runs.markdown_table(table))
+        print(report.markdown_table(table))
         print(f"\nOutputs in {run.path}")
     return run
 

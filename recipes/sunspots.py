@@ -11,13 +11,11 @@ years only); Horovod shards the training windows over the ranks.
 import dataclasses
 import typing
 
-import keras
 import numpy as np
 
-from bwkeras import config, datasets, plots, runs
+from bwkeras import config, datasets, models, plots, report, runs, timeseries, training
 from bwkeras import distributed as dist
-from bwkeras.models import RecurrentForecaster
-from bwkeras.timeseries import AutoRegression, supervised_split
+from recipes import args as recipe_args
 
 
 @dataclasses.dataclass
@@ -34,10 +32,10 @@ class Model(config.Config):
 
 
 @dataclasses.dataclass
-class SunspotsConfig(config.Config):
+class SunspotsConfig(training.RecipeConfig):
     data: Data = dataclasses.field(default_factory=Data)
     model: Model = dataclasses.field(default_factory=Model)
-    train: config.TrainConfig = dataclasses.field(default_factory=lambda: config.TrainConfig(
+    train: training.TrainConfig = dataclasses.field(default_factory=lambda: training.TrainConfig(
         epochs=60, batch_size=16, learning_rate=0.005, optimizer="adam"))
 
 
@@ -45,15 +43,18 @@ def rmse(pred, truth):
     return float(np.sqrt(np.mean((np.asarray(pred) - np.asarray(truth)) ** 2)))
 
 
+CONFIG = SunspotsConfig
+
+
 def main(argv=None):
-    cfg, args = config.parse_args(SunspotsConfig(), argv, description=__doc__)
+    cfg, args = recipe_args.parse(CONFIG(), argv, description=__doc__)
     # Horovod: initialise (a no-op in a plain process) and pin one GPU per local rank.
     dist.init()
     # Horovod: rank 0 alone creates the run folder and writes into it.
     run = runs.start("sunspots", cfg, args)
 
     series = datasets.sunspots()
-    data = supervised_split(series, cfg.data.lags, validation=cfg.data.validation,
+    data = timeseries.supervised_split(series, cfg.data.lags, validation=cfg.data.validation,
                             test=cfg.data.test, scale="standard")
     to_units = data.scaler.inverse_transform
     truth = to_units(data.y_test)[:, 0]
@@ -62,7 +63,7 @@ def main(argv=None):
 
     # Baselines: tomorrow as today, and AR(p) solved exactly on the training years.
     predictions = {"persistence": x_test[:, -1]}
-    ar = AutoRegression(lags=cfg.data.lags, trend="c")
+    ar = timeseries.AutoRegression(lags=cfg.data.lags, trend="c")
     ar.solve(series.to_numpy()[: data.train_end])
     # (called directly: 45 windows need no batching, and a direct call keeps float64)
     predictions[f"AR({cfg.data.lags})"] = np.asarray(ar(x_test))[:, 0]
@@ -70,25 +71,17 @@ def main(argv=None):
     # Horovod: each rank trains on its own shard of the training windows.
     x_train, y_train = dist.shard((data.x_train, data.y_train))
     for cell in cfg.model.cells:
-        keras.utils.set_random_seed(cfg.train.seed)
-        model = RecurrentForecaster(cell=cell, units=cfg.model.units)
+        training.set_seed(cfg.train.seed)
+        model = models.RecurrentForecaster(cell=cell, units=cfg.model.units)
         # Horovod: scale the learning rate with the number of ranks (the global batch grows).
         lr = dist.scale_learning_rate(cfg.train.learning_rate, cfg.train.lr_rule)
         opt = cfg.train.make_optimizer(lr)
         # Horovod: average gradients over all ranks before every update.
         model.compile(optimizer=dist.DistributedOptimizer(opt), loss="mse")
-        model(x_train[:1])  # create the weights, so a checkpoint can be loaded into them
-        initial_epoch = run.restore(model, tag=cell)
-        model.fit(
-            x_train, y_train, validation_data=(data.x_val, data.y_val),
-            epochs=cfg.train.epochs, initial_epoch=initial_epoch,
-            batch_size=cfg.train.batch_size, shuffle=cfg.train.shuffle,
-            # Horovod: broadcast rank 0's initial state, average metrics, warm up the LR;
-            # then checkpoints and history (rank 0 only) see the averaged metrics.
-            callbacks=dist.callbacks(cfg.train.warmup_epochs) + run.callbacks(tag=cell),
-            # Horovod: progress bars on rank 0 only.
-            verbose=dist.fit_verbosity(2),
-        )
+        # Horovod: broadcast rank 0's initial state, average metrics, warm up the LR; then
+        # checkpoints and history (rank 0 only) see the averaged metrics; progress on rank 0.
+        training.fit(model, run, x_train, y_train, cfg.train, tag=cell,
+                     validation_data=(data.x_val, data.y_val))
         run.save_model(model, f"model-{cell}.keras")
         predictions[cell] = to_units(np.asarray(model(data.x_test, training=False)))[:, 0]
 
@@ -114,7 +107,7 @@ def main(argv=None):
                          tables=[(f"One-step test RMSE, years {years[0]}-{years[-1]} "
                                   f"({dist.size()} rank(s))", table)],
                          plots=[run.plot_path("forecast"), run.plot_path("loss")])
-        print(runs.markdown_table(table))
+        print(report.markdown_table(table))
         print(f"\nOutputs in {run.path}")
     return run
 

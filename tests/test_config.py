@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from bwkeras import config as C
+from bwkeras import training
 
 
 @dataclasses.dataclass
@@ -24,7 +25,7 @@ class Model(C.Config):
 class Demo(C.Config):
     name: str = "demo"
     model: Model = dataclasses.field(default_factory=Model)
-    train: C.TrainConfig = dataclasses.field(default_factory=C.TrainConfig)
+    train: training.TrainConfig = dataclasses.field(default_factory=training.TrainConfig)
 
 
 def write(tmp_path, text, name="changes.yaml"):
@@ -46,7 +47,7 @@ def test_yaml_holds_only_changes_and_defaults_stay(tmp_path):
     assert cfg.train.epochs == 3
     assert cfg.train.learning_rate == 1.0 and isinstance(cfg.train.learning_rate, float)
     assert cfg.model.cell == "GRU"
-    assert cfg.train.batch_size == C.TrainConfig().batch_size
+    assert cfg.train.batch_size == training.TrainConfig().batch_size
     assert cfg.model.units == 8
     # the default object is never modified
     assert Demo().train.epochs == 10
@@ -172,51 +173,8 @@ def test_resolved_config_round_trips_through_yaml(tmp_path):
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
 
 
-def test_recipe_parser_and_parse_args(tmp_path, capsys):
-    path = write(tmp_path, "train: {epochs: 2}\n")
-    cfg, args = C.parse_args(Demo(), ["--config", str(path), "--set", "train.batch_size=5",
-                                      "--runs-dir", str(tmp_path / "r")])
-    assert (cfg.train.epochs, cfg.train.batch_size) == (2, 5)
-    assert args.runs_dir == str(tmp_path / "r") and args.resume is None
-
-    with pytest.raises(SystemExit) as exit_:
-        C.parse_args(Demo(), ["--set", "train.nope=1"])
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err
-    assert "unknown config key 'train.nope'" in err and "train.epochs" in err
-    assert "Traceback" not in err
-
-    with pytest.raises(SystemExit) as exit_:
-        C.parse_args(Demo(), ["--set", "train.epochs=2", "--print-config"])
-    assert exit_.value.code == 0
-    printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["train"]["epochs"] == 2
-
-
-def test_resume_starts_from_the_saved_config(tmp_path):
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    C.dump(C.load(Demo(), sets=["train.epochs=2", "model.units=3"]), run_dir / "config.yaml")
-    cfg, args = C.parse_args(Demo(), ["--resume", str(run_dir), "--set", "train.epochs=4"])
-    assert (cfg.train.epochs, cfg.model.units) == (4, 3)
-    with pytest.raises(SystemExit):
-        C.parse_args(Demo(), ["--resume", str(tmp_path / "missing")])
-
-
 def test_replace_validates():
     cfg = Demo().train.replace(epochs=3)
     assert cfg.epochs == 3
     with pytest.raises(C.ConfigTypeError):
         Demo().train.replace(epochs="3")
-
-
-def test_make_optimizer_builds_a_current_keras_optimizer():
-    import keras
-
-    opt = C.TrainConfig(optimizer="sgd", learning_rate=0.25).make_optimizer()
-    assert isinstance(opt, keras.optimizers.Optimizer)  # not a Keras 2 legacy optimizer
-    assert float(opt.learning_rate.numpy() if hasattr(opt.learning_rate, "numpy")
-                 else opt.learning_rate) == 0.25
-    assert type(C.TrainConfig(optimizer="adam").make_optimizer(0.5)).__name__ == "Adam"
-    with pytest.raises(ValueError, match="'nope' is not a Keras optimizer name"):
-        C.TrainConfig(optimizer="nope").make_optimizer()

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from bwkeras import distributed as dist
+from bwkeras import training
 from launch import run_file
 from test_recipes import RECIPES_DIR, load_recipe, tiny
 
@@ -39,14 +40,14 @@ def test_study_learning_rate_rejects_unknown_rule_and_bad_rate():
 
 
 def test_per_rank_batch_and_its_errors():
-    assert lb.per_rank_batch(128, 1) == 128
-    assert lb.per_rank_batch(128, 4) == 32
-    assert lb.per_rank_batch(2, 2) == 1
+    assert dist.per_rank_batch(128, 1) == 128
+    assert dist.per_rank_batch(128, 4) == 32
+    assert dist.per_rank_batch(2, 2) == 1
     with pytest.raises(ValueError, match=r"global batch 33 does not split evenly over 2 ranks; "
                                          r"use a multiple of 2"):
-        lb.per_rank_batch(33, 2)
+        dist.per_rank_batch(33, 2)
     with pytest.raises(ValueError, match=r"global batch 3 is smaller than the number of ranks \(4\)"):
-        lb.per_rank_batch(3, 4)
+        dist.per_rank_batch(3, 4)
     assert lb.check_batches([32, 1438], 2, 1438) == [16, 719]
     with pytest.raises(ValueError, match="global batch 2000 is larger than the 1438 training images"):
         lb.check_batches([32, 2000], 1, 1438)
@@ -54,11 +55,11 @@ def test_per_rank_batch_and_its_errors():
 
 def test_first_reached():
     acc, secs = [0.2, 0.85, 0.9, 0.95], [1.0, 2.0, 3.5, 4.0]
-    assert lb.first_reached(acc, secs, 0.9) == (3, 3.5)      # >= counts
-    assert lb.first_reached(acc, secs, 0.1) == (1, 1.0)
-    assert lb.first_reached(acc, secs, 0.96) == (None, None)
-    assert lb.first_reached([math.nan, 0.5], [1.0, 2.0], 0.5) == (2, 2.0)
-    assert lb.first_reached([], [], 0.5) == (None, None)
+    assert training.first_reached(acc, secs, 0.9) == (3, 3.5)      # >= counts
+    assert training.first_reached(acc, secs, 0.1) == (1, 1.0)
+    assert training.first_reached(acc, secs, 0.96) == (None, None)
+    assert training.first_reached([math.nan, 0.5], [1.0, 2.0], 0.5) == (2, 2.0)
+    assert training.first_reached([], [], 0.5) == (None, None)
 
 
 def test_warmup_ramps_from_the_base_rate_only_when_the_rule_raised_it():
@@ -168,7 +169,7 @@ def test_tiny_run_time_to_target_follows_the_history(tiny_run):
 
 def test_resume_continues_the_clock_and_starts_models_not_begun(tmp_path):
     runs_dir = tmp_path / "runs"
-    one = ["--set", "study.lr_rules=[none]", "--set", "train.tensorboard=false"]
+    one = ["--set", "study.lr_rules=[none]", "--set", "run.tensorboard=false"]
     first = lb.main(["--config", tiny("large_batch"), "--runs-dir", str(runs_dir), *one,
                      "--set", "study.batch_sizes=[256]", "--set", "train.epochs=1"])
     before = first.read_history(tag="batch256-none")["seconds"]

@@ -1,5 +1,4 @@
 """Every recipe, tiny, in one process and under horovodrun -np 2; the bwkeras command."""
-import importlib.util
 import json
 import os
 import re
@@ -9,12 +8,12 @@ import sys
 import pytest
 import yaml
 
+import recipes
 from bwkeras import cli
 from launch import BASE_ENV, REPO, check, run_file
 from test_plots import check_png
 
-RECIPES = ["least_squares", "gradient_descent", "capacity", "mlp", "sunspots", "sequence_labeling",
-           "large_batch"]
+RECIPES = list(recipes.NAMES)
 RECIPES_DIR = os.path.join(REPO, "recipes")
 
 
@@ -23,10 +22,7 @@ def tiny(name):
 
 
 def load_recipe(name):
-    spec = importlib.util.spec_from_file_location(f"recipe_{name}", os.path.join(RECIPES_DIR, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return recipes.load(name)
 
 
 def check_run_dir(runs_dir, name, sets=()):
@@ -68,7 +64,7 @@ def test_recipe_single_process(name, tmp_path, capsys):
     networks = name in ("mlp", "sunspots", "sequence_labeling", "large_batch")
     # The networks log to TensorBoard by default; the tiny configs turn it off for speed,
     # so switch it back on here to cover the default path.
-    sets = ["train.tensorboard=true"] if networks else []
+    sets = ["run.tensorboard=true"] if networks else []
     run = load_recipe(name).main(["--config", tiny(name), "--runs-dir", str(runs_dir),
                                   *[a for s in sets for a in ("--set", s)]])
     path, metrics = check_run_dir(runs_dir, name, sets)

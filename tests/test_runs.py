@@ -9,53 +9,21 @@ import numpy as np
 import pytest
 import yaml
 
+from bwkeras import atomic, callbacks, report, runs, training
 from bwkeras import config as C
-from bwkeras import runs
 from launch import check, read_outputs, run_script
 
 
 @dataclasses.dataclass
-class Tiny(C.Config):
-    train: C.TrainConfig = dataclasses.field(
-        default_factory=lambda: C.TrainConfig(epochs=2, batch_size=8, tensorboard=False))
-
-
-# ---- atomic writes ---------------------------------------------------------------------
-
-def test_atomic_writers_round_trip(tmp_path):
-    runs.atomic_write_json(tmp_path / "m.json", {"r": np.float32(0.5), "n": np.int64(3),
-                                                 "bad": float("nan"), "a": np.arange(3)})
-    assert json.loads((tmp_path / "m.json").read_text()) == {"r": 0.5, "n": 3, "bad": None,
-                                                             "a": [0, 1, 2]}
-    runs.atomic_write_csv(tmp_path / "h.csv", [{"epoch": 1, "loss": 2.0},
-                                               {"epoch": 2, "loss": 1.0, "val_loss": 1.5}])
-    rows = list(csv.DictReader(open(tmp_path / "h.csv")))
-    assert rows == [{"epoch": "1", "loss": "2.0", "val_loss": ""},
-                    {"epoch": "2", "loss": "1.0", "val_loss": "1.5"}]
-    runs.atomic_write_yaml(tmp_path / "c.yaml", {"a": {"b": 1}})
-    assert yaml.safe_load((tmp_path / "c.yaml").read_text()) == {"a": {"b": 1}}
-    mode = os.stat(tmp_path / "c.yaml").st_mode & 0o777
-    assert mode & 0o044, f"files must be readable by others as with open(), got {oct(mode)}"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "h.csv", "m.json"]
-
-
-def test_atomic_write_keeps_old_content_when_writing_fails(tmp_path):
-    target = tmp_path / "metrics.json"
-    runs.atomic_write_json(target, {"good": 1})
-    with pytest.raises(RuntimeError, match="disk full"):
-        with runs.atomic_path(target) as tmp:
-            with open(tmp, "w") as fh:
-                fh.write('{"half": ')
-            raise RuntimeError("disk full")
-    assert json.loads(target.read_text()) == {"good": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
-    with pytest.raises(TypeError, match="cannot write object"):
-        runs.atomic_write_json(target, {"x": object()})
-    assert json.loads(target.read_text()) == {"good": 1}
+class Tiny(training.RecipeConfig):
+    train: training.TrainConfig = dataclasses.field(
+        default_factory=lambda: training.TrainConfig(epochs=2, batch_size=8))
+    run: training.RunConfig = dataclasses.field(
+        default_factory=lambda: training.RunConfig(tensorboard=False))
 
 
 def test_markdown_table():
-    table = runs.markdown_table([{"model": "AR(9)", "rmse": 21.123456}, {"model": "a|b", "rmse": 3}])
+    table = report.markdown_table([{"model": "AR(9)", "rmse": 21.123456}, {"model": "a|b", "rmse": 3}])
     assert table.splitlines() == ["| model | rmse |", "|---|---|", "| AR(9) | 21.12 |",
                                   "| a\\|b | 3 |"]
 
@@ -71,7 +39,7 @@ def test_start_creates_new_directory_never_reusing_one(tmp_path):
     saved = yaml.safe_load(open(os.path.join(a.path, "config.yaml")))
     assert saved["train"]["epochs"] == 3
     # a file already in the old directory is untouched by the second start
-    runs.atomic_write_text(os.path.join(a.path, "note.txt"), "keep me")
+    atomic.write_text(os.path.join(a.path, "note.txt"), "keep me")
     runs.start("demo", cfg, runs_dir=tmp_path, timestamp="20250101-000000")
     assert open(os.path.join(a.path, "note.txt")).read() == "keep me"
     with pytest.raises(ValueError, match="recipe name"):
@@ -85,10 +53,10 @@ def test_history_metrics_and_report(tmp_path):
     run.write_metrics({"rmse": 1.5})
     run.write_history({"loss": [3.0, 2.0], "val_loss": [3.5, 2.5]})
     plot = run.plot_path("loss")
-    runs.atomic_write_bytes(plot, b"\x89PNG fake")
-    report = run.write_report("Demo", tables=[("Results", [{"model": "m", "rmse": 1.5}])],
+    atomic.write_bytes(plot, b"\x89PNG fake")
+    path = run.write_report("Demo", tables=[("Results", [{"model": "m", "rmse": 1.5}])],
                               sections=[("Notes", "text")], plots=[plot])
-    text = open(report).read()
+    text = open(path).read()
     assert "| model | rmse |" in text and "| m | 1.5 |" in text
     assert "![loss](plots/loss.png)" in text
     assert os.path.exists(os.path.join(run.path, "plots", "loss.png"))
@@ -116,7 +84,7 @@ def _data(n=64):
 def test_checkpoint_each_epoch_and_keep(tmp_path):
     x, y = _data()
     model = _model()
-    cb = runs.Checkpoint(str(tmp_path / "ck"), keep=2)
+    cb = callbacks.Checkpoint(str(tmp_path / "ck"), keep=2)
     model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[cb], shuffle=False)
     names = sorted(os.listdir(tmp_path / "ck"))
     assert names == ["epoch-0002.keras", "epoch-0003.keras", "latest.json"]
@@ -125,14 +93,14 @@ def test_checkpoint_each_epoch_and_keep(tmp_path):
     loaded = keras.models.load_model(tmp_path / "ck" / "epoch-0003.keras")
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     with pytest.raises(ValueError, match="keep must be an integer >= 1, got 0"):
-        runs.Checkpoint(str(tmp_path), keep=0)
+        callbacks.Checkpoint(str(tmp_path), keep=0)
 
 
 def test_failed_epoch_never_replaces_a_good_checkpoint(tmp_path, monkeypatch):
     x, y = _data()
     model = _model()
     directory = tmp_path / "checkpoints"
-    cb = runs.Checkpoint(str(directory), keep=5)
+    cb = callbacks.Checkpoint(str(directory), keep=5)
     cb.set_model(model)
     cb.on_epoch_end(0, {"loss": 1.0})
     good = (directory / "epoch-0001.keras").read_bytes()
@@ -159,11 +127,12 @@ def test_restore_loads_weights_optimizer_and_epoch(tmp_path):
     cfg = Tiny()
     run = runs.start("demo", cfg, runs_dir=tmp_path)
     model = _model()
-    assert run.restore(model) == 0
-    model.fit(x, y, epochs=2, batch_size=16, verbose=0, shuffle=False, callbacks=run.callbacks())
+    assert training.prepare(model, run) == 0
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0, shuffle=False,
+              callbacks=training.callbacks(run))
     resumed = runs.start("demo", cfg, resume=run.path)
     fresh = _model(seed=1)
-    assert resumed.restore(fresh) == 2
+    assert training.prepare(fresh, resumed) == 2
     for a, b in zip(model.get_weights(), fresh.get_weights()):
         np.testing.assert_array_equal(a, b)
     opt_vars = lambda m: [np.asarray(v) for v in m.optimizer.variables]  # noqa: E731
@@ -173,7 +142,7 @@ def test_restore_loads_weights_optimizer_and_epoch(tmp_path):
 
     empty = runs.start("demo", cfg, runs_dir=tmp_path / "other")
     with pytest.raises(FileNotFoundError, match="no checkpoints/latest.json"):
-        runs.start("demo", cfg, resume=empty.path).restore(_model())
+        training.prepare(_model(), runs.start("demo", cfg, resume=empty.path))
 
 
 # ---- resume equals an uninterrupted run, single process and two ranks ------------------
@@ -181,15 +150,18 @@ def test_restore_loads_weights_optimizer_and_epoch(tmp_path):
 RESUME_JOB = """
 import dataclasses, json, os, sys
 import numpy as np, keras
-from bwkeras import config as C, runs
+from bwkeras import runs, training
 from bwkeras import distributed as dist
+from recipes import args as recipe_args
 
 @dataclasses.dataclass
-class Tiny(C.Config):
-    train: C.TrainConfig = dataclasses.field(
-        default_factory=lambda: C.TrainConfig(epochs=2, batch_size=8, tensorboard=False))
+class Tiny(training.RecipeConfig):
+    train: training.TrainConfig = dataclasses.field(
+        default_factory=lambda: training.TrainConfig(epochs=2, batch_size=8))
+    run: training.RunConfig = dataclasses.field(
+        default_factory=lambda: training.RunConfig(tensorboard=False))
 
-cfg, args = C.parse_args(Tiny(), sys.argv[1:])
+cfg, args = recipe_args.parse(Tiny(), sys.argv[1:])
 dist.init()
 rng = np.random.default_rng(0)
 x = rng.normal(size=(96, 3)).astype("float32")
@@ -200,10 +172,10 @@ model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(8, activation="t
 opt = dist.DistributedOptimizer(keras.optimizers.Adam(dist.scale_learning_rate(cfg.train.learning_rate)))
 model.compile(optimizer=opt, loss="mse")
 run = runs.start("resume", cfg, runs_dir=args.runs_dir, resume=args.resume)
-start = run.restore(model)
+start = training.prepare(model, run)
 xs, ys = dist.shard((x, y))
 history = model.fit(xs, ys, epochs=cfg.train.epochs, initial_epoch=start, batch_size=cfg.train.batch_size,
-                    shuffle=False, verbose=0, callbacks=dist.callbacks() + run.callbacks())
+                    shuffle=False, verbose=0, callbacks=training.callbacks(run))
 json.dump({"path": run.path, "start": start, "weights": [w.tolist() for w in model.get_weights()],
            "iterations": int(np.asarray(model.optimizer.iterations))},
           open(os.path.join(os.environ["OUT_DIR"], f"rank{dist.rank()}.json"), "w"))
@@ -248,3 +220,70 @@ def test_resume_matches_uninterrupted_run_single_process(tmp_path):
 @pytest.mark.launcher
 def test_resume_matches_uninterrupted_run_two_ranks(tmp_path):
     _resume_case(tmp_path, 2, "horovodrun")
+
+
+# ---- the training sequence ---------------------------------------------------------------
+
+def test_callbacks_come_in_the_one_working_order(tmp_path):
+    from bwkeras import distributed as dist
+
+    run = runs.start("demo", Tiny(), runs_dir=tmp_path)
+    mine = keras.callbacks.Callback()
+    order = [type(c).__name__ for c in training.callbacks(run, warmup_epochs=1, extra=[mine])]
+    assert order == ["BroadcastInitialState", "MetricAverage", "LearningRateWarmup", "Callback",
+                     "HistoryCSV", "Checkpoint", "ReplicaDigest", "StopOnSignal"]
+    on = runs.start("demo", C.load(Tiny(), sets=["run.tensorboard=true",
+                                                 "run.checkpoint_keep=4"]), runs_dir=tmp_path)
+    cbs = training.callbacks(on, tag="lstm")
+    assert [type(c).__name__ for c in cbs][2:] == [
+        "HistoryCSV", "Checkpoint", "TensorBoard", "ReplicaDigest", "StopOnSignal"]
+    assert cbs[3].keep == 4 and cbs[3].directory == os.path.join(on.path, "checkpoints", "lstm")
+    assert cbs[2].path == os.path.join(on.path, "history-lstm.csv")
+    assert isinstance(cbs[-1], dist.StopOnSignal)
+
+
+def test_fit_trains_records_and_resumes(tmp_path):
+    x, y = _data()
+    cfg = C.load(Tiny(), sets=["train.epochs=2"])
+    run = runs.start("demo", cfg, runs_dir=tmp_path)
+    model = keras.Sequential([keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")  # no weights yet: fit builds
+    history = training.fit(model, run, x, y, cfg.train, verbose=0)
+    assert history.epoch == [0, 1] and len(run.read_history()["loss"]) == 2
+    longer = C.load(cfg, sets=["train.epochs=3"])
+    again = runs.start("demo", longer, resume=run.path)
+    fresh = keras.Sequential([keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(1)])
+    fresh.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    history = training.fit(fresh, again, x, y, longer.train, verbose=0)
+    assert again.initial_epoch == 2 and history.epoch == [2]
+    assert [r["epoch"] for r in csv.DictReader(open(run.file("history.csv")))] == ["1", "2", "3"]
+
+
+def test_resume_of_a_folder_that_is_not_a_run_writes_nothing(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
+        runs.start("demo", Tiny(), resume=tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+START_FAILS_JOB = """
+import json, os, sys
+from bwkeras import distributed as dist, runs
+dist.init()
+try:
+    runs.start("demo", None, runs_dir=sys.argv[1])
+    outcome = "started"
+except OSError as exc:
+    outcome = f"{type(exc).__name__}: {exc}"
+json.dump({"outcome": outcome}, open(os.path.join(os.environ["OUT_DIR"], f"rank{dist.rank()}.json"), "w"))
+"""
+
+
+@pytest.mark.launcher
+def test_a_run_folder_the_chief_cannot_make_fails_every_rank(tmp_path):
+    blocker = tmp_path / "runs"
+    blocker.write_text("a file where the runs folder should be")
+    proc = check(run_script(tmp_path, START_FAILS_JOB, np=2, args=(str(blocker),), timeout=120))
+    rank0, rank1 = (r["outcome"] for r in read_outputs(proc, 2))
+    assert rank0.startswith("NotADirectoryError") and "is not a directory" in rank0
+    assert rank1.startswith("NotADirectoryError: rank 0 of 2 failed") and str(blocker) in rank1

@@ -55,7 +55,7 @@ def test_submit_runs_the_recipe_on_two_ranks(slurm, tmp_path, launcher):
 
 def test_preempted_job_checkpoints_requeues_and_finishes_like_an_uninterrupted_one(slurm, tmp_path):
     # Deterministic data order (no shuffle) and enough epochs to be stopped part way.
-    sets = ["--set", "train.epochs=12", "--set", "train.shuffle=false", "--set", "train.tensorboard=false"]
+    sets = ["--set", "train.epochs=12", "--set", "train.shuffle=false", "--set", "run.tensorboard=false"]
     (tmp_path / "a").mkdir()
     job, run_dir = submit(slurm, tmp_path / "a", "--requeue", "--launcher", "srun", *sets)
     # The warning Slurm sends before the time limit (--signal=B:USR1@S) is sent now, to the

@@ -6,25 +6,22 @@
     model.compile(optimizer=opt, loss="mse")
     model.fit(*dist.shard((x, y)), callbacks=dist.callbacks(), verbose=dist.fit_verbosity())
 
-Every call also works in a plain process (size 1), so one script serves both.
+Every call also works in a plain process (size 1), so one script serves both. Names load
+on first use (the optimizer and callbacks import Keras), so ``from bwkeras import
+distributed as dist`` at the top of a script starts neither TensorFlow nor Horovod.
 """
-from .runtime import (
-    allgather, allgather_object, allreduce, barrier, broadcast, broadcast_variables, cpu_threads,
-    fit_verbosity,
-    horovod, init, is_chief, launcher_world_size, local_rank, local_size, rank, size,
-)
-from .lr import LR_RULES, scale_learning_rate
-from .sharding import shard
-from .keras_callbacks import (
-    BroadcastInitialState, LearningRateWarmup, MetricAverage, ReplicaDigest, callbacks,
-)
-from .optimizer import COMPRESSIONS, DistributedOptimizer
-from .preemption import EXIT_PREEMPTED, StopOnSignal
+from .._lazy import lazy_attributes
 
-__all__ = [
-    "init", "rank", "size", "local_rank", "local_size", "is_chief", "fit_verbosity", "horovod",
-    "launcher_world_size", "cpu_threads", "allreduce", "allgather", "allgather_object", "broadcast",
-    "broadcast_variables", "barrier", "scale_learning_rate", "LR_RULES", "shard", "callbacks",
-    "BroadcastInitialState", "MetricAverage", "ReplicaDigest", "LearningRateWarmup", "DistributedOptimizer",
-    "COMPRESSIONS", "StopOnSignal", "EXIT_PREEMPTED",
-]
+__getattr__, __dir__, __all__ = lazy_attributes(__name__, {
+    **dict.fromkeys([
+        "init", "rank", "size", "local_rank", "local_size", "is_chief", "fit_verbosity",
+        "horovod", "world_size_from_env", "cpu_threads", "allreduce", "allgather",
+        "allgather_object", "broadcast", "broadcast_object", "broadcast_variables", "agree",
+        "agreed", "barrier"], ".runtime"),
+    "scale_learning_rate": ".lr", "LR_RULES": ".lr",
+    "shard": ".sharding", "per_rank_batch": ".sharding",
+    **dict.fromkeys(["BroadcastInitialState", "LearningRateWarmup", "MetricAverage",
+                     "ReplicaDigest", "callbacks"], ".keras_callbacks"),
+    "COMPRESSIONS": ".optimizer", "DistributedOptimizer": ".optimizer",
+    "EXIT_PREEMPTED": ".preemption", "StopOnSignal": ".preemption",
+})

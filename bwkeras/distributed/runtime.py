@@ -7,14 +7,14 @@ started more than one process: a lone process never pays for Horovod's backgroun
 
 import numpy as np
 
-from .. import _launcher
+from .. import _rank_env
 
 _STATE = {"initialised": False, "hvd": None}
 
 
-def launcher_world_size():
+def world_size_from_env():
     """World size announced by the launcher's environment, or None outside any launcher."""
-    return _launcher.world_size()
+    return _rank_env.world_size()
 
 
 def _import_horovod():
@@ -22,7 +22,7 @@ def _import_horovod():
         import horovod.tensorflow as hvd
     except ImportError as exc:  # pragma: no cover - exercised only without Horovod
         raise RuntimeError(
-            f"a launcher started {launcher_world_size()} processes but Horovod cannot be "
+            f"a launcher started {world_size_from_env()} processes but Horovod cannot be "
             f"imported ({exc}); run `make setup` to build it against this TensorFlow"
         ) from exc
     return hvd
@@ -32,7 +32,7 @@ def init():
     """Initialise data-parallel training. Idempotent; returns the Horovod module or None."""
     if _STATE["initialised"]:
         return _STATE["hvd"]
-    world = launcher_world_size()
+    world = world_size_from_env()
     if world is not None and world > 1:
         hvd = _import_horovod()
         hvd.init()
@@ -44,7 +44,7 @@ def init():
 
 def cpu_threads():
     """TF math threads per rank that bwkeras chose (None: left to TensorFlow or the user)."""
-    return _launcher.threads_applied()
+    return _rank_env.threads_applied()
 
 
 def _hvd():
@@ -165,7 +165,61 @@ def broadcast_variables(variables, root_rank=0, prefix="bcast"):
         var.assign(value)
 
 
-def barrier():
+def broadcast_object(obj, root_rank=0, name=None):
+    """Rank `root_rank`'s picklable object on every rank (`obj` itself in one process)."""
+    hvd = _hvd()
+    if hvd is None:
+        return obj
+    return hvd.broadcast_object(obj, root_rank=root_rank, name=name)
+
+
+# The exception classes a peer's failure is re-raised as, by name (others: ValueError).
+_ERRORS = {cls.__name__: cls for cls in (ValueError, TypeError, OSError, FileNotFoundError,
+                                         FileExistsError, PermissionError, NotADirectoryError)}
+
+
+def agree(error=None, name=None):
+    """Raise on every rank if any rank failed: `error` is this rank's exception or None.
+
+    Call it on every rank at the end of a phase that may fail on some ranks only (a bad
+    shard, a folder that cannot be made): a rank that raised alone would leave its peers
+    waiting in the next collective until a timeout, or for ever. The failing rank re-raises
+    its own exception; the others raise ValueError / TypeError / OSError naming that rank.
+    """
+    hvd = _hvd()
+    if hvd is None:
+        if error is not None:
+            raise error
+        return
+    report = None if error is None else (type(error).__name__, str(error))
+    reports = hvd.allgather_object(report, name=name)
+    if error is not None:
+        raise error
+    for r, rep in enumerate(reports):
+        if rep is not None:
+            kind = _ERRORS.get(rep[0], ValueError)
+            raise kind(f"rank {r} of {len(reports)} failed: {rep[1]}")
+
+
+def agreed(fn, *args, name=None, **kwargs):
+    """fn(*args, **kwargs) on every rank, then `agree` on its ValueError / TypeError /
+    OSError; returns fn's value."""
+    value, error = None, None
+    try:
+        value = fn(*args, **kwargs)
+    except (ValueError, TypeError, OSError) as exc:
+        error = exc
+    agree(error, name=name)
+    return value
+
+
+def barrier(name=None):
+    """Return on each rank only once every rank has called it (a no-op in one process).
+
+    Horovod's TensorFlow API has no barrier (``hvd.join`` is for uneven data, not this):
+    an allreduce cannot complete before every rank has contributed, so one scalar
+    allreduce is one.
+    """
     hvd = _hvd()
     if hvd is not None:
-        hvd.join()
+        hvd.allreduce(np.zeros((), np.float32), op=hvd.Sum, name=name or "bwkeras.barrier")

@@ -81,3 +81,16 @@ def _shard_dataset(dataset, r, n_ranks):
     if n // n_ranks == 0:
         raise ValueError(f"cannot shard {n} elements over {n_ranks} ranks: every rank needs at least one")
     return dataset.take(n // n_ranks * n_ranks).shard(n_ranks, r)
+
+
+def per_rank_batch(global_batch, size=None):
+    """The batch each rank takes per step so that `size` ranks (default: all) together take
+    `global_batch`; ValueError when it does not split evenly into at least one per rank."""
+    size = runtime.size() if size is None else size
+    if global_batch < size:
+        raise ValueError(f"global batch {global_batch} is smaller than the number of ranks "
+                         f"({size}); every rank needs at least one sample per step")
+    if global_batch % size:
+        raise ValueError(f"global batch {global_batch} does not split evenly over {size} ranks; "
+                         f"use a multiple of {size}")
+    return global_batch // size

@@ -3,8 +3,8 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 
+from .. import atomic
 from .render import render
 
 SUBMIT_COMMANDS = {"slurm": "sbatch", "pbs": "qsub"}
@@ -15,12 +15,7 @@ def write_script(spec, directory, name=None):
     os.makedirs(directory, exist_ok=True)
     suffix = ".sbatch" if spec.scheduler == "slurm" else ".pbs"
     path = os.path.join(directory, name or f"job{suffix}")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".job-", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(render(spec))
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, path)
-    return path
+    return atomic.write_text(path, render(spec), mode=0o755)
 
 
 def submit(spec, script_path):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bwkeras.launch import JobSpec, parse_time, render, write_script
+from bwkeras.batch import JobSpec, parse_time, render, write_script
 
 
 def spec(**kw):

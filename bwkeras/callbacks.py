@@ -1,0 +1,122 @@
+"""The Keras callbacks that write a run's training record: history CSV, checkpoints, and
+a training clock. :func:`bwkeras.training.callbacks` puts them in their place in the list.
+"""
+import csv
+import math
+import os
+import time
+
+import keras
+import numpy as np
+
+from . import atomic, checkpoints
+
+__all__ = ["HistoryCSV", "Checkpoint", "TrainingClock", "ParameterPath"]
+
+
+class HistoryCSV(keras.callbacks.Callback):
+    """Rewrite history.csv (atomically) after every epoch, keeping earlier epochs' rows
+    from before a resume."""
+
+    def __init__(self, path, enabled=True):
+        super().__init__()
+        self.path = path
+        self.enabled = enabled
+        self.rows = []
+
+    def on_train_begin(self, logs=None):
+        self.rows = []
+        if self.enabled and os.path.exists(self.path):
+            with open(self.path, newline="", encoding="utf-8") as fh:
+                self.rows = list(csv.DictReader(fh))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.enabled:
+            return
+        row = {"epoch": epoch + 1}
+        row.update({k: float(v) for k, v in (logs or {}).items() if np.ndim(v) == 0})
+        self.rows = [r for r in self.rows if int(r["epoch"]) < epoch + 1] + [row]
+        atomic.write_csv(self.path, self.rows)
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Each epoch: model + optimizer as checkpoints/epoch-NNNN.keras, then latest.json.
+
+    An epoch with a non-finite loss writes nothing, so the last good checkpoint stays the
+    one `--resume` uses. The newest `keep` checkpoints are kept.
+    """
+
+    def __init__(self, directory, keep=2, enabled=True):
+        super().__init__()
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"keep must be an integer >= 1, got {keep!r}")
+        self.directory = directory
+        self.keep = keep
+        self.enabled = enabled
+        self.skipped = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.enabled:
+            return
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.skipped.append(epoch + 1)
+            print(f"\nEpoch {epoch + 1}: loss is {float(loss)}; checkpoint not written, "
+                  "the last good one is kept.")
+            return
+        checkpoints.save(self.model, self.directory, epoch + 1, keep=self.keep)
+
+
+class TrainingClock(keras.callbacks.Callback):
+    """Puts `seconds` into every epoch's logs: the time spent training since the start,
+    leaving out the epoch's validation and whatever later callbacks do (checkpoints, logs).
+
+    previous: the `seconds` column of a resumed model's history; a run resumed at epoch e
+    counts on from its e-th value, so times add up across the interruption.
+    """
+
+    def __init__(self, previous=()):
+        super().__init__()
+        self.previous = list(previous)
+        self.seconds = None
+        self._epoch_start = self._test_start = None
+        self._testing = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.seconds is None:  # the first epoch of this fit: 0, or where a resume left
+            self.seconds = float(self.previous[epoch - 1]) if 0 < epoch <= len(self.previous) else 0.0
+        self._epoch_start = time.perf_counter()
+        self._testing = 0.0
+
+    def on_test_begin(self, logs=None):
+        self._test_start = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        if self._test_start is not None:
+            self._testing += time.perf_counter() - self._test_start
+            self._test_start = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds += time.perf_counter() - self._epoch_start - self._testing
+        if logs is not None:
+            logs["seconds"] = self.seconds
+
+
+class ParameterPath(keras.callbacks.Callback):
+    """The path of a regression model through parameter space: `path` holds the values of
+    the parameters `names` before training and after every update, one tuple each."""
+
+    def __init__(self, names):
+        super().__init__()
+        self.names = list(names)
+        self.path = []
+
+    def on_train_begin(self, logs=None):
+        self.path = [self._point()]
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.path.append(self._point())
+
+    def _point(self):
+        params = self.model.params
+        return tuple(float(params[name]) for name in self.names)

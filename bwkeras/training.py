@@ -1,0 +1,209 @@
+"""The training sequence every recipe shares, in one place.
+
+    training.set_seed(cfg.train.seed)
+    model = MLP(...)
+    model.compile(optimizer=dist.DistributedOptimizer(opt), loss=...)
+    history = training.fit(model, run, x, y, cfg.train, validation_data=(xv, yv))
+
+`fit` builds the model on the first sample, restores a resumed run's last checkpoint
+(returning to the epoch after it), and calls ``model.fit`` with the callbacks in the one
+order that works (:func:`callbacks`). The sections every recipe's config holds live here
+too: `TrainConfig` (how to train) and `RunConfig` (what the run folder keeps).
+
+Keras is imported on first use, not at import: a recipe's config resolves without
+starting TensorFlow.
+"""
+import dataclasses
+import os
+import typing
+
+from . import checkpoints, config
+
+__all__ = ["BaseTrainConfig", "TrainConfig", "RunConfig", "RecipeConfig", "run_settings", "set_seed", "prepare",
+           "callbacks", "fit", "first_reached"]
+
+
+@dataclasses.dataclass
+class BaseTrainConfig(config.Config):
+    """The training section without the batch size and its learning-rate rule, for
+    studies that vary those themselves."""
+
+    epochs: int = 10
+    learning_rate: float = 0.01     # single-process rate
+    warmup_epochs: float = 0.0
+    optimizer: str = "adam"         # any name keras.optimizers.get understands
+    shuffle: bool = True
+    seed: int = 0
+
+    def make_optimizer(self, learning_rate=None):
+        """A fresh Keras optimizer named by `optimizer` with `learning_rate` (default: the
+        config's). Built from the name, so Keras 2 gives its current (not legacy) class."""
+        return make_optimizer(self.optimizer,
+                              self.learning_rate if learning_rate is None else learning_rate)
+
+    def validate(self):
+        if self.epochs < 1:
+            raise ValueError(f"train.epochs must be >= 1, got {self.epochs!r}")
+        config.finite("train.learning_rate", self.learning_rate, low=0.0, low_open=True)
+        config.finite("train.warmup_epochs", self.warmup_epochs, low=0.0)
+
+
+@dataclasses.dataclass
+class TrainConfig(BaseTrainConfig):
+    """The training section most recipes share: learning_rate is the single-process rate,
+    scaled by `lr_rule` over the ranks."""
+
+    batch_size: int = 32            # per rank; the global batch is batch_size x ranks
+    lr_rule: typing.Literal["linear", "sqrt", "none"] = "linear"
+
+    def validate(self):
+        super().validate()
+        if self.batch_size < 1:
+            raise ValueError(f"train.batch_size must be >= 1, got {self.batch_size!r}")
+
+
+@dataclasses.dataclass
+class RunConfig(config.Config):
+    """What a run keeps besides its results."""
+
+    checkpoint_keep: int = 2        # newest checkpoints kept per model in checkpoints/
+    tensorboard: bool = True        # TensorBoard logs in tensorboard/ (chief only)
+
+    def validate(self):
+        if self.checkpoint_keep < 1:
+            raise ValueError(f"run.checkpoint_keep must be >= 1, got {self.checkpoint_keep!r}")
+
+
+@dataclasses.dataclass
+class RecipeConfig(config.Config):
+    """Base of every recipe's config: the `run` section, typed, for every recipe alike."""
+
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)
+
+
+def run_settings(cfg):
+    """The RunConfig of config `cfg` (defaults when it is not a RecipeConfig)."""
+    return cfg.run if isinstance(cfg, RecipeConfig) else RunConfig()
+
+
+def make_optimizer(name, learning_rate):
+    """A fresh Keras optimizer called `name` (sgd, adam, rmsprop...) at `learning_rate`."""
+    import keras
+
+    try:
+        base = keras.optimizers.get(name)
+    except ValueError:
+        raise ValueError(f"train.optimizer {name!r} is not a Keras optimizer name "
+                         "(e.g. sgd, adam, rmsprop)") from None
+    settings = base.get_config()
+    settings["learning_rate"] = float(learning_rate)
+    return type(base).from_config(settings)
+
+
+def set_seed(seed):
+    """Seed Python, numpy and TensorFlow, so a model's initial weights repeat."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def prepare(model, run, sample=None, tag=None):
+    """Make the compiled `model` ready to train into `run`; returns the initial epoch.
+
+    Calls the model on `sample` (a batch of inputs) so its weights exist, creates the
+    optimizer's slots, and for a resumed run loads the last checkpoint of model `tag` on
+    the chief (the distributed callbacks broadcast it when training begins). Every rank
+    raises if the chief cannot load it.
+    """
+    from . import distributed as dist
+    from ._keras import build_optimizer
+
+    if sample is not None:
+        model(sample)
+    run.initial_epoch = 0
+    if not run.resumed:
+        return 0
+    # Every rank creates its optimizer slots now, so that all ranks hold the same
+    # variables when the chief's restored state is broadcast at the start of training.
+    build_optimizer(model)
+
+    def load_on_chief():
+        if not run.is_chief:
+            return None
+        found = checkpoints.latest(run.path, tag)
+        if found is None and not run.resume_optional:
+            where = os.path.relpath(os.path.join(run.checkpoint_dir(tag), checkpoints.LATEST),
+                                    run.path)
+            raise FileNotFoundError(f"cannot resume {run.path}: it has no {where} "
+                                    "(no epoch finished before it stopped)")
+        if found is not None:
+            checkpoints.load(model, found[1])
+        return found[0] if found else 0
+
+    epoch = dist.agreed(load_on_chief, name=f"bwkeras.restore.{tag}")
+    run.initial_epoch = int(dist.broadcast_object(epoch, name=f"bwkeras.restore.epoch.{tag}"))
+    return run.initial_epoch
+
+
+def callbacks(run, warmup_epochs=0.0, tag=None, extra=()):
+    """The callbacks for training a model into `run`, in the order they must run:
+
+    1. broadcast of rank 0's initial state and averaging of the epoch metrics over ranks
+       (everything after sees the averages), then the learning-rate warmup if any;
+    2. `extra`, the caller's own callbacks;
+    3. the run's record on the chief: history.csv, the checkpoint, TensorBoard;
+    4. the replica check (replicas.json: every rank ended with the same weights);
+    5. last, the stop on a scheduler's signal, so the epoch's checkpoint is written before
+       training ends with the exit status batch scripts requeue on.
+
+    `tag` keeps several models of one run apart: history-TAG.csv, checkpoints/TAG/.
+    """
+    import keras
+
+    from . import distributed as dist
+    from .callbacks import Checkpoint, HistoryCSV
+    from .exit_codes import EXIT_PREEMPTED
+
+    out = dist.callbacks(warmup_epochs)
+    out += list(extra)
+    out.append(HistoryCSV(run.history_path(tag), enabled=run.is_chief))
+    out.append(Checkpoint(run.checkpoint_dir(tag), keep=run.settings.checkpoint_keep,
+                          enabled=run.is_chief))
+    if run.settings.tensorboard and run.is_chief:
+        out.append(keras.callbacks.TensorBoard(
+            log_dir=run.file("tensorboard", *([tag] if tag else [])),
+            write_graph=False, profile_batch=0))
+    name = f"replicas-{tag}.json" if tag else "replicas.json"
+    out.append(dist.ReplicaDigest(on_result=lambda r: run.write_json(name, r)))
+    out.append(dist.StopOnSignal(exit_code=EXIT_PREEMPTED))
+    return out
+
+
+def fit(model, run, x, y=None, train=None, *, tag=None, extra_callbacks=(), batch_size=None,
+        warmup_epochs=None, verbose=2, **fit_kwargs):
+    """Train the compiled `model` into `run`: :func:`prepare` on ``x[:1]``, then
+    ``model.fit`` from the initial epoch with :func:`callbacks`. Returns the History.
+
+    train: the TrainConfig (epochs, per-rank batch size, shuffle, warmup); `batch_size` and
+    `warmup_epochs` override it. verbose: the chief's verbosity; other ranks are silent.
+    Other keyword arguments go to ``model.fit`` (validation_data, ...).
+    """
+    from . import distributed as dist
+
+    train = train if train is not None else TrainConfig()
+    initial_epoch = prepare(model, run, x[:1], tag=tag)
+    warmup = train.warmup_epochs if warmup_epochs is None else warmup_epochs
+    return model.fit(
+        x, y, epochs=train.epochs, initial_epoch=initial_epoch,
+        batch_size=train.batch_size if batch_size is None else batch_size,
+        shuffle=train.shuffle, callbacks=callbacks(run, warmup, tag=tag, extra=extra_callbacks),
+        verbose=dist.fit_verbosity(verbose), **fit_kwargs)
+
+
+def first_reached(values, seconds, target):
+    """(epoch, seconds) at the end of the first epoch whose value is >= `target`, both
+    counted from the start of training; (None, None) when no epoch reached it."""
+    for epoch, (value, sec) in enumerate(zip(values, seconds), start=1):
+        if value >= target:
+            return epoch, float(sec)
+    return None, None

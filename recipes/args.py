@@ -1,0 +1,81 @@
+"""The command line every recipe shares: files, overrides, resume, output folder.
+
+    cfg, args = args.parse(CONFIG(), argv, description=__doc__)
+
+``--config FILE`` (repeatable, only the changes), ``--set KEY=VALUE`` (repeatable, applied
+last), ``--resume RUN_DIR``, ``--run-dir DIR``, ``--runs-dir DIR`` and ``--print-config``:
+no recipe declares a flag per key. Bad input exits 2 with one message.
+"""
+import argparse
+import os
+import sys
+
+from bwkeras import config
+
+# Keys that moved between sections: a run folder written before the move still resumes.
+MOVED = {("train", "checkpoint_keep"): ("run", "checkpoint_keep"),
+         ("train", "tensorboard"): ("run", "tensorboard")}
+
+
+def parser(description=None, prog=None):
+    out = argparse.ArgumentParser(
+        prog=prog, description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Keys and defaults: run with --print-config. Example: "
+               "--set train.epochs=3 --set train.learning_rate=0.05",
+    )
+    out.add_argument("--config", metavar="FILE", action="append", default=[],
+                     help="YAML file holding only the changes to the defaults (repeatable)")
+    out.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="sets",
+                     help="override one key, e.g. train.epochs=3 (repeatable; applied last)")
+    out.add_argument("--resume", metavar="RUN_DIR", default=None,
+                     help="continue the run in RUN_DIR from its last checkpoint")
+    out.add_argument("--run-dir", metavar="DIR", default=None,
+                     help="run in exactly DIR: start there, or continue from its last "
+                          "checkpoint when it holds one (for batch jobs that get requeued)")
+    out.add_argument("--runs-dir", metavar="DIR", default="runs",
+                     help="where new run folders are created (default: %(default)s)")
+    out.add_argument("--print-config", action="store_true",
+                     help="print the resolved config as YAML and exit")
+    return out
+
+
+def saved_config(default, path):
+    """`default` with a run folder's saved config.yaml applied, keys of older versions
+    moved to where they live now."""
+    data = config.read_yaml(path)
+    if isinstance(data, dict):
+        for (old_section, old_key), (section, key) in MOVED.items():
+            old = data.get(old_section)
+            if isinstance(old, dict) and old_key in old and hasattr(default, section):
+                data.setdefault(section, {}).setdefault(key, old.pop(old_key))
+    return config.apply_mapping(default, data, f"config file {path}")
+
+
+def resolve(default, files=(), sets=(), resume=None, run_dir=None):
+    """The resolved config (ConfigError on bad input). With `resume` / `run_dir` the run's
+    saved config.yaml is the starting point, so only the changes need repeating."""
+    if resume and run_dir:
+        raise config.ConfigError("give --resume or --run-dir, not both")
+    if resume and not os.path.isdir(resume):
+        raise config.ConfigError(f"--resume {resume}: no such run directory")
+    existing = resume or run_dir
+    base = default
+    if existing and os.path.exists(os.path.join(existing, "config.yaml")):
+        base = saved_config(default, os.path.join(existing, "config.yaml"))
+    return config.load(base, files, sets)
+
+
+def parse(default, argv=None, description=None, prog=None):
+    """(resolved config, parsed arguments) for a recipe; exits 2 with a message on bad
+    input, and 0 after printing the config for --print-config."""
+    p = parser(description, prog)
+    args = p.parse_args(argv)
+    try:
+        cfg = resolve(default, args.config, args.sets, args.resume, args.run_dir)
+    except config.ConfigError as exc:
+        p.error(str(exc))
+    if args.print_config:
+        sys.stdout.write(config.to_yaml(cfg))
+        p.exit(0)
+    return cfg, args
