@@ -108,7 +108,7 @@ def run(quick=False):
               f"MLP gradients ({MLP_GRADIENT_BYTES / 1e6:.1f} MB) {mlp['seconds_median'] * 1e3:.2f} ms",
               flush=True)
     try:
-        from bwkeras.plots import allreduce_curves
+        from benchmarks.plots import allreduce_curves
 
         allreduce_curves(result, HERE / "results" / "allreduce.png")
         result["plot"] = "benchmarks/results/allreduce.png"

@@ -160,7 +160,7 @@ def run(quick=False):
         result["models"][model] = summarise(samples)
     result["skipped"] = [] if keras2_python() else ["stock-horovod-*", "mwms-np2 (no .venv-keras2)"]
     try:
-        from bwkeras.plots import scaling_bars
+        from benchmarks.plots import scaling_bars
 
         scaling_bars(result, HERE / "results" / "scaling.png")
         result["plot"] = "benchmarks/results/scaling.png"

@@ -1,6 +1,6 @@
 """Atomic file writes: a reader or a crash never sees half a file.
 
-Every writer goes through :func:`atomic_path`: the content is written to a temporary file
+Every writer goes through `atomic_path`: the content is written to a temporary file
 in the same folder, flushed to disk and renamed into place (``os.replace`` is atomic on
 POSIX), then the folder itself is synced so the rename survives a power cut. On an error
 the temporary file is removed and the old file, if any, is left as it was.

@@ -1,5 +1,5 @@
 """The Keras callbacks that write a run's training record: history CSV, checkpoints, and
-a training clock. :func:`bwkeras.training.callbacks` puts them in their place in the list.
+a training clock. `bwkeras.training.callbacks` puts them in their place in the list.
 """
 import csv
 import math

@@ -1,24 +1,24 @@
 """One config mechanism for every recipe (in the style of tensorflow/models ``official/``).
 
-* Typed defaults are dataclasses; a field whose type is another :class:`Config` is a section::
+Typed defaults are dataclasses; a field whose type is another `Config` is a section:
 
-      @dataclasses.dataclass
-      class Train(Config):
-          epochs: int = 10
-          learning_rate: float = 0.01
+    @dataclasses.dataclass
+    class Train(Config):
+        epochs: int = 10
+        learning_rate: float = 0.01
 
-      @dataclasses.dataclass
-      class MyConfig(Config):
-          train: Train = dataclasses.field(default_factory=Train)
+    @dataclasses.dataclass
+    class MyConfig(Config):
+        train: Train = dataclasses.field(default_factory=Train)
 
-* A YAML file holds only the changes (``train: {epochs: 3}``).
-* ``--set train.epochs=3`` overrides one key; the text is parsed by the field's type.
-* The resolved config is written next to the run's outputs (:func:`dump`).
+- A YAML file holds only the changes (``train: {epochs: 3}``).
+- ``--set train.epochs=3`` overrides one key; the text is parsed by the field's type.
+- The resolved config is written next to the run's outputs (`dump`).
 
 Errors name what went wrong: an unknown key lists the valid keys; malformed YAML names the
 file; a wrong type names the file (or ``--set``), the key and the expected type.
 
-The mechanism alone: the sections the recipes share are in :mod:`bwkeras.training`, and
+The mechanism alone: the sections the recipes share are in `bwkeras.training`, and
 their command line (``--config``, ``--set``, ``--resume``...) is ``recipes/args.py``.
 """
 import copy

@@ -1,8 +1,8 @@
 """The tutorial's figures, drawn headless with matplotlib (Agg, no display needed).
 
-Every function returns a :class:`matplotlib.figure.Figure` (no pyplot global state, so
+Every function returns a `matplotlib.figure.Figure` (no pyplot global state, so
 nothing leaks in long runs) and, given ``path=``, also saves it as a PNG through
-:func:`save`, which refuses a figure whose axes lack labels and writes atomically.
+`save`, which refuses a figure whose axes lack labels and writes atomically.
 
     fig = plots.loss_curves(history, path="plots/loss.png")
     fig.axes[0].get_xlabel()   # 'epoch'
@@ -21,7 +21,7 @@ from . import atomic  # noqa: E402
 __all__ = [
     "new_figure", "save", "loss_curves", "fit_residuals", "loss_surface", "capacity_curve",
     "accuracy_curves", "batch_size_effect",
-    "forecast", "activations", "scaling_bars", "allreduce_curves", "DEFAULT_SIZE", "DPI",
+    "forecast", "activations", "DEFAULT_SIZE", "DPI",
 ]
 
 DEFAULT_SIZE = (10.0, 6.0)   # inches; at DPI this is 1000 x 600 pixels
@@ -417,70 +417,4 @@ def activations(path=None, functions=None, x=None, title="Activation functions")
     for ax in axes[n:]:
         ax.set_visible(False)
     fig.suptitle(title)
-    return _finish(fig, path)
-
-
-# ---- benchmark figures -------------------------------------------------------------------
-
-def scaling_bars(result, path=None, goal=1.7):
-    """Speedup over plain Keras in one process, per configuration, one panel per model.
-
-    `result` is the document of `python -m benchmarks scaling`: result["models"][model][name]
-    holds "np", "speedup" and the runs' "min"/"max"; bars show the median, whiskers the spread.
-    """
-    models = result["models"]
-    if not models:
-        raise ValueError("result['models'] is empty: nothing to plot")
-    fig, axes = new_figure(1, len(models), size=(7.0 * len(models), 6.0))
-    axes = np.atleast_1d(axes)
-    for ax, (model, rows) in zip(axes, models.items()):
-        names = list(rows)
-        base = rows[result.get("baseline", "plain-np1")]["samples_per_s_median"]
-        med = np.array([rows[n]["speedup"] for n in names])
-        low = med - np.array([rows[n]["min"] for n in names]) / base
-        high = np.array([rows[n]["max"] for n in names]) / base - med
-        colors = ["tab:green" if n.startswith("bwkeras") else "0.6" if n.startswith(("plain", "independent"))
-                  else "tab:orange" for n in names]
-        ax.barh(names, med, xerr=[low, high], color=colors, capsize=3)
-        for i, value in enumerate(med):  # right of the whisker, so the two never overlap
-            ax.text(value + high[i] + 0.03, i, f"{value:.2f}x", va="center")
-        ax.axvline(2.0, color="k", ls=":", label="ideal at np=2")
-        ax.axvline(goal, color="tab:red", ls="--", label=f"goal {goal}x")
-        ax.invert_yaxis()
-        ax.set_xlim(0, max(2.4, float((med + high).max()) + 0.35))
-        ax.set_xlabel("throughput / plain Keras np=1 (median, whiskers: min-max)")
-        ax.set_ylabel("configuration")
-        ax.set_title(f"{model}: data-parallel speedup")
-        ax.legend(loc="lower right")
-    return _finish(fig, path)
-
-
-def allreduce_curves(result, path=None):
-    """Allreduce time and bus bandwidth against message size, beside the ring model.
-
-    `result` is the document of `python -m benchmarks allreduce`: result["transports"][name]
-    lists {"bytes", "seconds_median"}; result["model"][name] the ring model's seconds at the
-    same sizes; result["memcpy_bytes_per_s"] the copy bandwidth of one core.
-    """
-    fig, (ax_t, ax_b) = new_figure(1, 2, size=(13.0, 5.5))
-    for name, rows in result["transports"].items():
-        size = np.array([r["bytes"] for r in rows], dtype=float)
-        secs = np.array([r["seconds_median"] for r in rows], dtype=float)
-        line, = ax_t.loglog(size, secs * 1e3, marker="o", label=f"{name} measured")
-        if name in result.get("model", {}):
-            ax_t.loglog(size, np.array(result["model"][name]) * 1e3, ls="--", color=line.get_color(),
-                        label=f"{name} ring model a + 2(N-1)/N S/B")
-        ax_b.semilogx(size, 2 * (result["ranks"] - 1) / result["ranks"] * size / secs / 1e9,
-                      marker="o", color=line.get_color(), label=name)
-    memcpy = result["memcpy_bytes_per_s"] / 1e9
-    ax_b.axhline(memcpy, color="k", ls=":", label=f"memcpy, one core ({memcpy:.1f} GB/s)")
-    ax_t.set_xlabel("message size S (bytes)")
-    ax_t.set_ylabel("allreduce time (ms)")
-    ax_t.set_title(f"Allreduce between {result['ranks']} ranks on one host")
-    ax_b.set_xlabel("message size S (bytes)")
-    ax_b.set_ylabel("bus bandwidth 2(N-1)/N S / t (GB/s)")
-    ax_b.set_title("Achieved bandwidth against the copy limit")
-    for ax in (ax_t, ax_b):
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
     return _finish(fig, path)

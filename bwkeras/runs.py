@@ -7,7 +7,7 @@ Only the chief (rank 0) creates the folder and writes; the other ranks get a `Ru
 same path whose writers do nothing, so a recipe has one code path. An existing folder is
 never reused for a new run; ``--resume RUN_DIR`` continues one in place and ``--run-dir``
 starts in a given folder or continues it (what a requeued batch job needs). Training a
-model into a run (restore, checkpoints, history) is :mod:`bwkeras.training`.
+model into a run (restore, checkpoints, history) is `bwkeras.training`.
 
 Keras-free: ``bwkeras submit`` creates a run folder without starting TensorFlow.
 """
@@ -46,7 +46,7 @@ def new_run_dir(runs_dir, recipe, timestamp=None):
 class Run:
     """One run's output folder; its writers act on the chief only and return the path.
 
-    settings: the run's own section (:class:`bwkeras.training.RunConfig`: checkpoints
+    settings: the run's own section (`bwkeras.training.RunConfig`: checkpoints
     kept, TensorBoard), from ``config.run`` when the config has one.
     """
 
@@ -144,7 +144,7 @@ class Run:
         return self.file(name)
 
     def write_report(self, title, sections=(), plots=(), tables=()):
-        """report.md (see :func:`bwkeras.report.run_report` for the arguments)."""
+        """report.md (see `bwkeras.report.run_report` for the arguments)."""
         if not self.is_chief:
             return self.file("report.md")
         text = report.run_report(self.path, title, sections=sections, plots=plots,

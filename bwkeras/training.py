@@ -7,7 +7,7 @@
 
 `fit` builds the model on the first sample, restores a resumed run's last checkpoint
 (returning to the epoch after it), and calls ``model.fit`` with the callbacks in the one
-order that works (:func:`callbacks`). The sections every recipe's config holds live here
+order that works (`callbacks`). The sections every recipe's config holds live here
 too: `TrainConfig` (how to train) and `RunConfig` (what the run folder keeps).
 
 Keras is imported on first use, not at import: a recipe's config resolves without
@@ -181,8 +181,8 @@ def callbacks(run, warmup_epochs=0.0, tag=None, extra=()):
 
 def fit(model, run, x, y=None, train=None, *, tag=None, extra_callbacks=(), batch_size=None,
         warmup_epochs=None, verbose=2, **fit_kwargs):
-    """Train the compiled `model` into `run`: :func:`prepare` on ``x[:1]``, then
-    ``model.fit`` from the initial epoch with :func:`callbacks`. Returns the History.
+    """Train the compiled `model` into `run`: `prepare` on ``x[:1]``, then
+    ``model.fit`` from the initial epoch with `callbacks`. Returns the History.
 
     train: the TrainConfig (epochs, per-rank batch size, shuffle, warmup); `batch_size` and
     `warmup_epochs` override it. verbose: the chief's verbosity; other ranks are silent.

@@ -2,6 +2,7 @@
 import pytest
 
 from benchmarks import allreduce_bench, scaling_bench
+from benchmarks import plots as bench_plots
 from bwkeras import plots
 from test_plots import check_png
 
@@ -40,11 +41,11 @@ def test_scaling_and_allreduce_figures(tmp_path):
     scaling = {"baseline": "plain-np1", "models": {m: scaling_bench.summarise({
         "plain-np1": [10.0, 11.0], "independent-np2": [19.0, 20.0], "bwkeras-np2": [17.0, 18.0],
         "stock-horovod-np2": [12.0, 13.0]}) for m in ("mlp", "lstm")}}
-    check_png(plots.save(plots.scaling_bars(scaling), str(tmp_path / "scaling.png")))
+    check_png(plots.save(bench_plots.scaling_bars(scaling), str(tmp_path / "scaling.png")))
     sizes = [4096, 2 ** 16, 2 ** 20, 2 ** 24]
     rows = [{"bytes": s, "seconds_median": 1e-4 + s / 1e9} for s in sizes]
     allreduce = {"ranks": 2, "memcpy_bytes_per_s": 8e9, "transports": {"gloo": rows},
                  "model": {"gloo": [r["seconds_median"] for r in rows]}}
-    check_png(plots.save(plots.allreduce_curves(allreduce), str(tmp_path / "allreduce.png")))
+    check_png(plots.save(bench_plots.allreduce_curves(allreduce), str(tmp_path / "allreduce.png")))
     with pytest.raises(ValueError, match="empty"):
-        plots.scaling_bars({"models": {}})
+        bench_plots.scaling_bars({"models": {}})

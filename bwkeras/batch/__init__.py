@@ -1,5 +1,7 @@
 """Batch submission: render Slurm (sbatch) and PBS/aprun scripts from one JobSpec.
 
+One description of the job, rendered for its scheduler, written and submitted:
+
     spec = JobSpec(command=["python", "recipes/sunspots.py"], nodes=2, tasks_per_node=4,
                    time="01:00:00", launcher="srun", account="abc")
     path = write_script(spec, "runs/sunspots-job")

@@ -2,8 +2,9 @@
 
 A distributed solve calls the same collectives in the same order on every rank. Errors
 found on one rank (NaN in its shard, a batch of the wrong shape) must not leave its peers
-waiting in the next collective, so each local phase ends with `agree`: every rank learns
-whether any rank failed, and all raise together.
+waiting in the next collective, so each local phase ends with `agree`
+(`bwkeras.distributed.agree`): every rank learns whether any rank failed, and all
+raise together.
 """
 import numpy as np
 
@@ -67,21 +68,10 @@ class Reducer:
             if error is not None:
                 raise error
             return
-        report = None if error is None else (type(error).__name__, str(error))
-        reports = self._dist.allgather_object(report, name=self._name("agree"))
-        if error is not None:
-            raise error
-        for r, rep in enumerate(reports):
-            if rep is not None:
-                kind = TypeError if rep[0] == "TypeError" else ValueError
-                raise kind(f"rank {r} of {len(reports)} failed: {rep[1]}")
+        self._dist.agree(error, name=self._name("agree"))
 
     def run(self, fn, *args, **kwargs):
-        """fn(*args) locally, then `agree` on errors; returns fn's value."""
-        value, error = None, None
-        try:
-            value = fn(*args, **kwargs)
-        except (ValueError, TypeError) as exc:
-            error = exc
-        self.agree(error)
-        return value
+        """fn(*args) locally, then `agree` on its errors; returns fn's value."""
+        if not self.active:
+            return fn(*args, **kwargs)
+        return self._dist.agreed(fn, *args, name=self._name("agree"), **kwargs)
