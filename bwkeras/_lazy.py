@@ -1,36 +1,24 @@
 """Lazy attributes for a package's __init__ (PEP 562), so importing a package is cheap.
 
-    __getattr__, __dir__, __all__ = lazy_attributes(__name__, {"MLP": ".mlp", ...})
+    __getattr__, __dir__, __all__ = lazy_attributes(__name__, {"shard": ".sharding", ...})
 
-A name is imported from its submodule the first time it is used. The recipes import
-``bwkeras.distributed`` and ``bwkeras.models`` at the top, yet resolving a recipe's config
+A name is imported from its submodule the first time it is used. Scripts write ``from
+bwkeras import distributed as dist`` at the top, yet resolving a recipe's config
 (``bwkeras show-config``, ``bwkeras submit``) must not start TensorFlow: only using
-``dist.DistributedOptimizer`` or ``models.MLP`` does. Hand-written rather than the
-``lazy_loader`` package: it is these few lines, one dependency fewer, and it keeps a
-function that shares its submodule's name (``timeseries.acf``) the function.
+``dist.DistributedOptimizer`` does. Packages that register Keras classes (models,
+regression, timeseries) stay eager: ``keras.models.load_model`` finds a class only once
+its module ran. Hand-written rather than the ``lazy_loader`` package: it is these few
+lines, and one dependency fewer.
 """
 import importlib
 import sys
-import types
-
-
-class _LazyPackage(types.ModuleType):
-    def __setattr__(self, name, value):
-        # Importing submodule P.acf binds it as attribute `acf` of P, which would hide the
-        # function acf that P exports; an eager `from .acf import acf` overwrote it back.
-        lazy = self.__dict__.get("_lazy_names", {})
-        if (name in lazy and isinstance(value, types.ModuleType)
-                and value.__name__ == f"{self.__name__}.{name}"):
-            return
-        super().__setattr__(name, value)
 
 
 def lazy_attributes(package, names):
     """(__getattr__, __dir__, __all__) for `package`; `names` maps attribute -> submodule
-    (relative, e.g. ".runtime")."""
+    (relative, e.g. ".runtime"). An attribute must not share its name with a submodule:
+    importing the submodule would bind the module in its place."""
     module = sys.modules[package]
-    module._lazy_names = dict(names)
-    module.__class__ = _LazyPackage
 
     def __getattr__(name):
         if name in names:

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from . import atomic, checkpoints
+from ._checks import integer
 
 __all__ = ["HistoryCSV", "Checkpoint", "TrainingClock", "ParameterPath"]
 
@@ -48,10 +49,8 @@ class Checkpoint(keras.callbacks.Callback):
 
     def __init__(self, directory, keep=2, enabled=True):
         super().__init__()
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-            raise ValueError(f"keep must be an integer >= 1, got {keep!r}")
         self.directory = directory
-        self.keep = keep
+        self.keep = integer("keep", keep, minimum=1)
         self.enabled = enabled
         self.skipped = []
 

@@ -11,7 +11,8 @@ then rises as extra degrees of freedom fit the noise.
 import dataclasses
 import typing
 
-from bwkeras import config, plots, regression, report, runs, training
+import bwkeras
+from bwkeras import config, plots, report, runs, training
 from bwkeras import distributed as dist
 from bwkeras.data import synthetic
 from recipes import args as recipe_args
@@ -46,8 +47,8 @@ def main(argv=None):
     data = synthetic.polynomial(d.n, d.coefficients, noise=d.noise, seed=d.seed)
     # Exact solves of a few dozen points take milliseconds: every rank computes the same
     # curve, nothing is sharded.
-    curve = regression.capacity_curve(data.x, data.y, cfg.degrees, validation=d.validation,
-                                      seed=d.seed)
+    curve = bwkeras.regression.capacity_curve(data.x, data.y, cfg.degrees,
+                                              validation=d.validation, seed=d.seed)
     table = [{"degree": int(deg), "parameters": int(row.n_params), "training R (MSE)": row.train_mse,
               "validation R (MSE)": row.validation_mse} for deg, row in curve.iterrows()]
     best = int(curve["validation_mse"].idxmin())

@@ -13,7 +13,8 @@ import dataclasses
 
 import numpy as np
 
-from bwkeras import config, plots, regression, report, runs, training
+import bwkeras
+from bwkeras import config, plots, report, runs, training
 from bwkeras import distributed as dist
 from bwkeras.data import synthetic
 from recipes import args as recipe_args
@@ -49,7 +50,6 @@ CONFIG = GradientDescentConfig
 
 def main(argv=None):
     cfg, args = recipe_args.parse(CONFIG(), argv, description=__doc__)
-    from bwkeras.callbacks import ParameterPath  # Keras: imported once the recipe runs
     # Horovod: initialise (a no-op in a plain process).
     dist.init()
     # Horovod: rank 0 alone creates the run folder and writes into it.
@@ -59,25 +59,25 @@ def main(argv=None):
     data = synthetic.linear(d.n, m=d.m, b=d.b, noise=d.noise, seed=d.seed)
     # Horovod: each rank trains on its own shard (the exact solve reduces over ranks).
     x, y = dist.shard((data.x, data.y))
-    optimum = regression.LinearRegression().solve(x, y)
+    optimum = bwkeras.regression.LinearRegression().solve(x, y)
 
     paths, table = {}, []
     for method, batch in (("GD", len(y)), ("SGD", 1), ("mini-batch", cfg.train.batch_size)):
         training.set_seed(cfg.train.seed)
-        model = regression.LinearRegression()
+        model = bwkeras.regression.LinearRegression()
         model.set_params({"m": cfg.start.m, "b": cfg.start.b})
         # Horovod: scale the learning rate by the rule (default "none": the same step size).
         lr = dist.scale_learning_rate(cfg.train.learning_rate, cfg.train.lr_rule)
         opt = cfg.train.make_optimizer(lr)
         # Horovod: average gradients over all ranks before every update.
         model.compile(optimizer=dist.DistributedOptimizer(opt), loss="mse")
-        recorder = ParameterPath(["m", "b"])
+        recorder = bwkeras.callbacks.ParameterPath(["m", "b"])
         model.fit(x, y, epochs=cfg.train.epochs, batch_size=batch, shuffle=cfg.train.shuffle,
                   # Horovod: broadcast rank 0's initial state and average the metrics.
                   callbacks=dist.callbacks() + [recorder], verbose=0)
         paths[f"{method} (batch {batch}, {len(recorder.path) - 1} steps)"] = np.array(recorder.path)
         # Horovod: R summed over every rank's shard.
-        gap = regression.gap_to_optimum(model, x, y, optimum=optimum)
+        gap = bwkeras.regression.gap_to_optimum(model, x, y, optimum=optimum)
         table.append({"method": method, "batch": batch, "updates": len(recorder.path) - 1,
                       "m": model.params["m"], "b": model.params["b"],
                       "R / R_opt": gap.ratio})

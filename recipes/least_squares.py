@@ -13,7 +13,8 @@ ranks, and the gradients of each step are averaged.
 import dataclasses
 import typing
 
-from bwkeras import config, plots, regression, report, runs, training
+import bwkeras
+from bwkeras import config, plots, report, runs, training
 from bwkeras import distributed as dist
 from bwkeras.data import synthetic
 from recipes import args as recipe_args
@@ -39,13 +40,13 @@ class LeastSquaresConfig(training.RecipeConfig):
 # y = N exp(r x) has gradients ~ x exp(r x), steep enough that train.learning_rate diverges)
 FAMILIES = {
     "linear": (lambda d: synthetic.linear(d.n, m=2.0, b=1.0, noise=d.noise, seed=d.seed),
-               lambda: regression.LinearRegression(), 1.0),
+               lambda: bwkeras.regression.LinearRegression(), 1.0),
     "polynomial": (lambda d: synthetic.polynomial(d.n, (1.0, -2.0, 0.5), noise=d.noise, seed=d.seed),
-                   lambda: regression.PolynomialRegression(degree=2), 1.0),
+                   lambda: bwkeras.regression.PolynomialRegression(degree=2), 1.0),
     "exponential": (lambda d: synthetic.exponential(d.n, N=2.0, r=0.5, noise=d.noise, seed=d.seed),
-                    lambda: regression.ExponentialRegression(), 0.05),
+                    lambda: bwkeras.regression.ExponentialRegression(), 0.05),
     "logistic": (lambda d: synthetic.logistic(d.n, a=0.5, b=2.0, noise=d.noise / 5, seed=d.seed),
-                 lambda: regression.LogisticRegression(), 5.0),
+                 lambda: bwkeras.regression.LogisticRegression(), 5.0),
 }
 
 
@@ -90,7 +91,7 @@ def main(argv=None):
                       callbacks=dist.callbacks(),
                       verbose=0)
             # Horovod: R of the trained parameters, summed over every rank's shard.
-            gap = regression.gap_to_optimum(model, x, y, optimum=optimum)
+            gap = bwkeras.regression.gap_to_optimum(model, x, y, optimum=optimum)
             rows.append({"family": family, "method": f"{method} (batch {batch})",
                          "parameters": ", ".join(f"{k}={v:.4g}" for k, v in model.params.items()),
                          "R": gap.r_fit, "R / R_opt": gap.ratio})

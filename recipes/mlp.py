@@ -12,7 +12,8 @@ import typing
 
 import numpy as np
 
-from bwkeras import config, datasets, models, plots, report, runs, training
+import bwkeras
+from bwkeras import config, datasets, plots, report, runs, training
 from bwkeras import distributed as dist
 from recipes import args as recipe_args
 
@@ -55,8 +56,8 @@ def main(argv=None):
     x_train, y_train = dist.shard((x[train], y[train]))
 
     training.set_seed(cfg.train.seed)
-    model = models.MLP(hidden_units=cfg.model.hidden_units, activation=cfg.model.activation,
-                       output="softmax", n_outputs=10)
+    model = bwkeras.models.MLP(hidden_units=cfg.model.hidden_units,
+                               activation=cfg.model.activation, output="softmax", n_outputs=10)
     # Horovod: scale the learning rate with the number of ranks (the global batch grows).
     lr = dist.scale_learning_rate(cfg.train.learning_rate, cfg.train.lr_rule)
     opt = cfg.train.make_optimizer(lr)

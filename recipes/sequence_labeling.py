@@ -12,7 +12,8 @@ import dataclasses
 
 import numpy as np
 
-from bwkeras import config, models, plots, report, runs, timeseries, training
+import bwkeras
+from bwkeras import config, plots, report, runs, training
 from bwkeras import distributed as dist
 from recipes import args as recipe_args
 
@@ -54,17 +55,18 @@ def main(argv=None):
     run = runs.start("sequence_labeling", cfg, args)
 
     d = cfg.data
-    seqs, labels = timeseries.regime_switching(d.n_train + d.n_test, min_length=d.min_length,
-                                               max_length=d.max_length, n_regimes=d.n_regimes,
-                                               noise=d.noise, seed=d.seed)
-    x, y, lengths = timeseries.pad_sequences(seqs, labels)
+    seqs, labels = bwkeras.timeseries.regime_switching(
+        d.n_train + d.n_test, min_length=d.min_length, max_length=d.max_length,
+        n_regimes=d.n_regimes, noise=d.noise, seed=d.seed)
+    x, y, lengths = bwkeras.timeseries.pad_sequences(seqs, labels)
     x_test, y_test = x[d.n_train:], y[d.n_train:]
     # Horovod: each rank trains on its own shard of the training sequences.
     x_train, y_train = dist.shard((x[:d.n_train], y[:d.n_train]))
 
     training.set_seed(cfg.train.seed)
-    model = models.SequenceLabeler(cell=cfg.model.cell, units=cfg.model.units,
-                                          n_classes=d.n_regimes, bidirectional=cfg.model.bidirectional)
+    model = bwkeras.models.SequenceLabeler(cell=cfg.model.cell, units=cfg.model.units,
+                                           n_classes=d.n_regimes,
+                                           bidirectional=cfg.model.bidirectional)
     # Horovod: scale the learning rate with the number of ranks (the global batch grows).
     lr = dist.scale_learning_rate(cfg.train.learning_rate, cfg.train.lr_rule)
     opt = cfg.train.make_optimizer(lr)

@@ -13,7 +13,8 @@ import typing
 
 import numpy as np
 
-from bwkeras import config, datasets, models, plots, report, runs, timeseries, training
+import bwkeras
+from bwkeras import config, datasets, plots, report, runs, training
 from bwkeras import distributed as dist
 from recipes import args as recipe_args
 
@@ -39,10 +40,6 @@ class SunspotsConfig(training.RecipeConfig):
         epochs=60, batch_size=16, learning_rate=0.005, optimizer="adam"))
 
 
-def rmse(pred, truth):
-    return float(np.sqrt(np.mean((np.asarray(pred) - np.asarray(truth)) ** 2)))
-
-
 CONFIG = SunspotsConfig
 
 
@@ -54,25 +51,20 @@ def main(argv=None):
     run = runs.start("sunspots", cfg, args)
 
     series = datasets.sunspots()
-    data = timeseries.supervised_split(series, cfg.data.lags, validation=cfg.data.validation,
-                            test=cfg.data.test, scale="standard")
+    data = bwkeras.timeseries.supervised_split(series, cfg.data.lags, scale="standard",
+                                               validation=cfg.data.validation, test=cfg.data.test)
     to_units = data.scaler.inverse_transform
     truth = to_units(data.y_test)[:, 0]
-    x_test = to_units(data.x_test)
     years = np.asarray(data.index_test)
 
     # Baselines: tomorrow as today, and AR(p) solved exactly on the training years.
-    predictions = {"persistence": x_test[:, -1]}
-    ar = timeseries.AutoRegression(lags=cfg.data.lags, trend="c")
-    ar.solve(series.to_numpy()[: data.train_end])
-    # (called directly: 45 windows need no batching, and a direct call keeps float64)
-    predictions[f"AR({cfg.data.lags})"] = np.asarray(ar(x_test))[:, 0]
+    predictions = bwkeras.timeseries.one_step_baselines(series, data)
 
     # Horovod: each rank trains on its own shard of the training windows.
     x_train, y_train = dist.shard((data.x_train, data.y_train))
     for cell in cfg.model.cells:
         training.set_seed(cfg.train.seed)
-        model = models.RecurrentForecaster(cell=cell, units=cfg.model.units)
+        model = bwkeras.models.RecurrentForecaster(cell=cell, units=cfg.model.units)
         # Horovod: scale the learning rate with the number of ranks (the global batch grows).
         lr = dist.scale_learning_rate(cfg.train.learning_rate, cfg.train.lr_rule)
         opt = cfg.train.make_optimizer(lr)
@@ -85,9 +77,9 @@ def main(argv=None):
         run.save_model(model, f"model-{cell}.keras")
         predictions[cell] = to_units(np.asarray(model(data.x_test, training=False)))[:, 0]
 
-    base = rmse(predictions["persistence"], truth)
-    table = [{"model": name, "test RMSE": rmse(p, truth), "ratio to persistence": rmse(p, truth) / base}
-             for name, p in predictions.items()]
+    scores = bwkeras.timeseries.one_step_scores(predictions, truth)
+    table = [{"model": name, "test RMSE": row.rmse, "ratio to persistence": row.ratio}
+             for name, row in scores.iterrows()]
 
     # Horovod: rank 0 alone writes results and plots and prints the table.
     if dist.is_chief():

@@ -99,8 +99,7 @@ def _loaded(code, *args, env=None):
 def test_config_batch_and_run_folders_load_no_tensorflow():
     heavy, _ = _loaded(["-c", "import bwkeras.config, bwkeras.batch, bwkeras.runs, "
                         "bwkeras.atomic, bwkeras.report, bwkeras.checkpoints, bwkeras.training, "
-                        "bwkeras.plots, recipes; from bwkeras import distributed, models, "
-                        "regression, timeseries"])
+                        "bwkeras.plots, recipes; from bwkeras import distributed"])
     assert heavy == []
 
 
@@ -124,3 +123,40 @@ def test_a_heavy_import_is_seen():
     """The check above can fail: a module that imports Keras is reported."""
     heavy, _ = _loaded(["-c", "import bwkeras.callbacks"])
     assert "keras" in heavy
+
+
+def test_lazy_names_never_share_a_submodule_name():
+    """Importing submodule P.x binds the module as P.x: a lazy name x would be hidden."""
+    import importlib
+
+    from bwkeras import distributed
+
+    for name in distributed.__all__:
+        assert not _exists(f"bwkeras.distributed.{name}"), name
+        getattr(distributed, name)  # and every name resolves
+    assert importlib.import_module("bwkeras.distributed.sharding").shard is distributed.shard
+
+
+SAVE = """
+import sys, numpy as np, keras
+from bwkeras import models, regression
+m = models.MLP(hidden_units=[3], n_outputs=2)
+m(np.zeros((1, 4), "float32"))
+m.save(sys.argv[1] + "/mlp.keras")
+r = regression.PolynomialRegression(degree=2)
+r.save(sys.argv[1] + "/poly.keras")
+"""
+
+
+def test_importing_a_model_package_registers_its_classes(tmp_path):
+    """A fresh process that imports the package loads saved models with plain Keras."""
+    env = dict(os.environ, **BASE_ENV)
+    run = lambda code: subprocess.run([sys.executable, "-c", code, str(tmp_path)],  # noqa: E731
+                                      capture_output=True, text=True, timeout=180, env=env)
+    proc = run(SAVE)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run("import sys, keras, bwkeras.models, bwkeras.regression\n"
+               "for f in ('mlp', 'poly'):\n"
+               "    print(type(keras.models.load_model(f'{sys.argv[1]}/{f}.keras')).__name__)")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["MLP", "PolynomialRegression"]

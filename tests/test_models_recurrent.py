@@ -50,7 +50,7 @@ def test_wrong_input_rank(model):
     (RecurrentForecaster, {"cell": "transformer"}, r"unknown cell 'transformer'; expected one of \('simple', 'lstm', 'gru'\)"),
     (RecurrentForecaster, {"units": 0}, r"units must be an integer >= 1, got 0"),
     (RecurrentForecaster, {"horizon": -1}, r"horizon must be an integer >= 1, got -1"),
-    (RecurrentForecaster, {"dropout": 1.0}, r"dropout must be in \[0.0, 1.0\), got 1.0"),
+    (RecurrentForecaster, {"dropout": 1.0}, r"dropout must be a number in \[0.0, 1.0\), got 1.0"),
     (SequenceLabeler, {"cell": "LSTM"}, r"unknown cell 'LSTM'"),
     (SequenceLabeler, {"n_classes": 1}, r"n_classes must be an integer >= 2, got 1"),
     (SequenceLabeler, {"mask_value": float("nan")}, r"mask_value must be a real number, not NaN"),

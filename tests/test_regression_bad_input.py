@@ -80,7 +80,7 @@ def test_n_features_must_match_x():
 def test_constructor_arguments():
     with pytest.raises(ValueError, match=r"dtype must be one of \('float32', 'float64'\), got 'float16'"):
         LinearRegression(dtype="float16")
-    with pytest.raises(ValueError, match=r"loss must be one of \('squared', 'binary_crossentropy'\)"):
+    with pytest.raises(ValueError, match=r"unknown loss 'hinge'; expected one of \('squared', 'binary_crossentropy'\)"):
         LogisticRegression(loss="hinge")
     assert LinearRegression(dtype=np.float64).dtype == "float64"
 
@@ -128,9 +128,9 @@ def test_solver_options():
     with pytest.raises(ValueError, match="not finite at the starting values"):
         ParametricRegression("log(b*x)", {"b": -1.0}, dtype="float64").solve(X + 1, Y)
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['z'\]"):
-        model.set_coefficients({"z": 1.0})
+        model.set_params({"z": 1.0})
     with pytest.raises(ValueError, match="must be finite"):
-        model.set_coefficients({"b": float("inf")})
+        model.set_params({"b": float("inf")})
 
 
 def test_capacity_curve_arguments():
@@ -154,7 +154,7 @@ def test_synthetic_generators_check_their_arguments():
         synthetic.polynomial(10, noise=-1.0)
     with pytest.raises(ValueError, match="low < high"):
         synthetic.exponential(10, x_range=(2.0, 1.0))
-    with pytest.raises(ValueError, match="outcome must be one of"):
+    with pytest.raises(ValueError, match=r"unknown outcome 'counts'; expected one of \('probability', 'bernoulli'\)"):
         synthetic.logistic(10, outcome="counts")
     with pytest.raises(ValueError, match="noise must be 0 for Bernoulli"):
         synthetic.logistic(10, noise=0.1, outcome="bernoulli")

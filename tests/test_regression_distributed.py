@@ -59,7 +59,7 @@ out["fit"] = {}
 for label, batch, epochs, lr in [("gd", 32, 60, 0.3), ("sgd", 1, 4, 0.2), ("minibatch", 8, 15, 0.3)]:
     keras.utils.set_random_seed(10 + rank)  # different initial state per rank on purpose
     model = LinearRegression()
-    model.set_parameters(np.random.default_rng(rank).normal(size=2))
+    model.set_params(np.random.default_rng(rank).normal(size=2))
     steps = epochs * -(-len(xs) // batch)
     # SGD's noise floor scales with the step: decay it to 0 over the run (cosine).
     schedule = keras.optimizers.schedules.CosineDecay(lr, steps) if batch < 32 else lr
@@ -68,7 +68,7 @@ for label, batch, epochs, lr in [("gd", 32, 60, 0.3), ("sgd", 1, 4, 0.2), ("mini
     model.fit(xs, ys, batch_size=batch, epochs=epochs, shuffle=True,
               callbacks=dist.callbacks(), verbose=dist.fit_verbosity(0))  # Horovod: broadcast
     gap = gap_to_optimum(model, x, y, optimum=opt_ref, distributed=False)
-    out["fit"][label] = {"params": model.get_parameters().tolist(), "ratio": gap.ratio}
+    out["fit"][label] = {"params": model.params.tolist(), "ratio": gap.ratio}
 
 # Error agreement: a NaN only in rank 1's shard must fail every rank, not hang rank 0.
 x, y, _ = synthetic.linear(40, seed=5)

@@ -84,4 +84,4 @@ def test_parametric_model_reports_formula_errors_at_construction():
         ParametricRegression("b*x", "b")
     with pytest.raises(ValueError, match="finite number"):
         ParametricRegression("b*x", {"b": float("nan")})
-    assert ParametricRegression("b*x", ["b"]).coefficients == {"b": 1.0}
+    assert ParametricRegression("b*x", ["b"]).params.to_dict() == {"b": 1.0}

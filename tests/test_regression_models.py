@@ -5,6 +5,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 from bwkeras.data import synthetic
@@ -30,9 +31,28 @@ def families():
 def test_parameter_names_are_the_contract():
     for model, names in families():
         assert model.param_names == names
-        assert list(model.coefficients) == names
-    assert ExponentialRegression().coefficients == {"N": 1.0, "r": 0.0}
-    assert ParametricRegression("b1*x**b2", {"b1": 0.5, "b2": 2.0}).coefficients == {"b1": 0.5, "b2": 2.0}
+        assert list(model.params.index) == names
+        assert model.params.dtype == np.float64 and model.params.name == "params"
+    assert ExponentialRegression().params.to_dict() == {"N": 1.0, "r": 0.0}
+    assert ParametricRegression("b1*x**b2", {"b1": 0.5, "b2": 2.0}).params.to_dict() == {"b1": 0.5, "b2": 2.0}
+
+
+def test_set_params_by_name_or_in_order():
+    model = LinearRegression(n_features=2, dtype="float64")
+    model.set_params([1.0, 2.0, 3.0])                          # all, in param_names order
+    assert model.params.to_dict() == {"b": 1.0, "m_1": 2.0, "m_2": 3.0}
+    model.set_params({"m_2": -1.5})                             # some, by name
+    assert model.params.to_dict() == {"b": 1.0, "m_1": 2.0, "m_2": -1.5}
+    model.set_params(pd.Series({"b": 0.25, "m_1": 4.0}))        # a Series is a mapping
+    assert model.params.tolist() == [0.25, 4.0, -1.5]
+    model.set_params(model.params * 2)                          # params round-trips
+    assert model.params.tolist() == [0.5, 8.0, -3.0]
+    with pytest.raises(ValueError, match=r"params must be 3 values for \['b', 'm_1', 'm_2'\], "
+                                         r"in that order; got 2"):
+        model.set_params([1.0, 2.0])
+    with pytest.raises(ValueError, match=r"must be finite numbers, got \{'b': 1.0, 'm_1': nan"):
+        model.set_params([1.0, np.nan, 2.0])
+    assert model.params.tolist() == [0.5, 8.0, -3.0]            # a refused call changes nothing
 
 
 def data_for(model, n=64):
@@ -49,10 +69,10 @@ def test_fit_predict_evaluate_save_load(tmp_path, dtype):
         x, y = data_for(model)
         loss = "binary_crossentropy" if getattr(model, "objective", "") == "bernoulli" else "mse"
         model.compile(optimizer=keras.optimizers.SGD(1e-3), loss=loss)
-        before = model.get_parameters()
+        before = model.params.to_numpy()
         history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
         assert np.isfinite(history.history["loss"]).all()
-        assert not np.array_equal(model.get_parameters(), before)  # fit moved the weights
+        assert not np.array_equal(model.params.to_numpy(), before)  # fit moved the weights
         pred = model.predict(x, verbose=0)
         assert pred.shape == (len(y),) and pred.dtype == np.dtype(dtype)
         # Keras' forward pass is the family's formula. predict() rounds float64 inputs to
@@ -70,7 +90,7 @@ def test_fit_predict_evaluate_save_load(tmp_path, dtype):
         assert type(loaded) is type(model) and loaded.param_names == names
         assert loaded.get_config() == model.get_config()
         np.testing.assert_array_equal(loaded.predict(x, verbose=0), pred)
-        assert loaded.coefficients == model.coefficients
+        pd.testing.assert_series_equal(loaded.params, model.params)
 
 
 def test_saved_parametric_model_is_loaded_by_parsing_not_eval(tmp_path):
@@ -96,7 +116,7 @@ def test_solve_writes_weights_that_keras_predicts_with():
     x, y, truth = synthetic.polynomial(100, coefficients=[0.5, -1.0, 2.0], noise=0.0)
     model = PolynomialRegression(2)  # float32 weights
     result = model.solve(x, y)
-    np.testing.assert_allclose(list(model.coefficients.values()), result.params, rtol=1e-6)
+    np.testing.assert_allclose(model.params, result.params, rtol=1e-6)
     np.testing.assert_allclose(model.predict(x, verbose=0), y, rtol=1e-5, atol=1e-5)
 
 
@@ -133,7 +153,7 @@ def test_minibatch_sgd_on_norris_gets_within_one_percent_of_optimal_R():
     assert gap.r_opt == pytest.approx(d["certified"]["rss"], rel=1e-9)
     assert 1.0 - 1e-9 <= gap.ratio < 1.01, gap.to_dict()
     # Mapped back to the raw x, the slope is NIST's to the same relative precision.
-    m = model.coefficients["m"] / x.std()
+    m = model.params["m"] / x.std()
     assert m == pytest.approx(d["certified"]["params"][1], rel=1e-3)
 
 
@@ -143,7 +163,7 @@ def test_gap_at_the_optimum_is_one_and_grows_away_from_it():
     result = model.solve(x, y, start="guess")
     gap = gap_to_optimum(model, x, y, optimum=result)
     assert gap.ratio == pytest.approx(1.0, abs=1e-12) and gap.param_distance == 0
-    model.set_coefficients({"r": result.params["r"] + 0.01})
+    model.set_params({"r": result.params["r"] + 0.01})
     worse = gap_to_optimum(model, x, y)  # solved afresh from the perturbed model
     assert worse.ratio > 1.01
     assert worse.param_distance == pytest.approx(0.01, rel=1e-6)

@@ -25,7 +25,7 @@ def test_streamed_nonlinear_solve_reports_each_pass(capsys):
     x = np.linspace(0, 2, 400)
     y = 3 * np.exp(0.5 * x)
     model = ExponentialRegression(dtype="float64")
-    model.set_coefficients({"N": 2.0, "r": 0.3})
+    model.set_params({"N": 2.0, "r": 0.3})
     result = model.solve(batches(x, y, 100))
     assert result.converged
     err = capsys.readouterr().err

@@ -10,6 +10,7 @@ from bwkeras.data import synthetic
 from bwkeras.regression import (ConvergenceWarning, ExponentialRegression, FitResult,
                                 LinearRegression, LogisticRegression, ParametricRegression,
                                 PolynomialRegression, least_squares)
+from bwkeras.regression.result import Solution
 
 sm = pytest.importorskip("statsmodels.api")
 
@@ -47,7 +48,7 @@ def test_noise_free_data_recover_the_truth(family):
     # Exact data: the optimum is the truth, found to far better than the 1e-6.
     np.testing.assert_allclose(result.params[list(truth)].to_numpy(), list(truth.values()),
                                rtol=1e-6, atol=1e-9)
-    assert model.coefficients == pytest.approx(truth, rel=1e-6, abs=1e-9)
+    assert model.params.to_dict() == pytest.approx(truth, rel=1e-6, abs=1e-9)
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -174,7 +175,7 @@ def test_levenberg_marquardt_that_does_not_converge_says_so():
     assert not result.converged and result.iterations == 2
     assert "max_iterations" in result.message
     # Given room it converges from the same start.
-    model.set_coefficients({"b1": 500.0, "b2": 1e-4})
+    model.set_params({"b1": 500.0, "b2": 1e-4})
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         assert model.solve(x, y).converged
@@ -187,3 +188,25 @@ def test_fit_result_is_plain_data():
     assert set(d["params"]) == {"b", "m"} and d["method"] == "qr" and d["converged"] is True
     assert d["n_obs"] == 30 and d["df_resid"] == 28
     assert result.residual_sd == pytest.approx(np.sqrt(result.rss / 28))
+
+
+def test_solution_travels_as_one_vector_and_reads_back_whole():
+    cov = np.array([[2.0, 0.5], [0.5, 1.0]])
+    solution = Solution(params=np.array([1.5, -2.0]), cov=cov, rss=3.0, r_squared=0.9,
+                        residual_sd=0.5, loglike=-7.25, iterations=12, converged=False)
+    packed = solution.pack()
+    assert packed.dtype == np.float64 and packed.shape == (2 + 4 + 6,)
+    back = Solution.unpack(packed, 2)
+    np.testing.assert_array_equal(back.params, solution.params)
+    np.testing.assert_array_equal(back.cov, cov)
+    assert (back.rss, back.r_squared, back.residual_sd, back.loglike) == (3.0, 0.9, 0.5, -7.25)
+    assert back.iterations == 12 and back.converged is False
+    result = back.fit_result(["a", "b"], n_obs=10, method="fisher-scoring", message="m")
+    np.testing.assert_allclose(result.std_errors, np.sqrt([2.0, 1.0]))
+    assert result.df_resid == 8 and result.loglike == -7.25 and result.message == "m"
+    # Least squares carries no likelihood: NaN in the vector, None in the result.
+    plain = Solution(params=np.zeros(1), cov=np.ones((1, 1)), rss=1.0, r_squared=0.0,
+                     residual_sd=1.0)
+    assert Solution.unpack(plain.pack(), 1).fit_result(["a"], 3, "qr").loglike is None
+    with pytest.raises(ValueError, match=r"a packed Solution of 3 parameters has 18 values"):
+        Solution.unpack(packed, 3)

@@ -19,7 +19,7 @@ def bwkeras(tmp_path, *args, path=None):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["nosuch"], "unknown recipe 'nosuch'; available recipes: capacity,"),
+    (["nosuch"], "unknown recipe 'nosuch'; available recipes: least_squares, gradient_descent, capacity"),
     (["mlp", "--scheduler", "lsf"], "unknown scheduler 'lsf'"),
     (["mlp", "--launcher", "aprun"], "unknown launcher 'aprun' for slurm"),
     (["mlp", "--nodes", "0"], "nodes must be an integer >= 1, got 0"),

@@ -146,6 +146,11 @@ def test_scaler_round_trip_and_errors():
         Scaler("robust")
     with pytest.raises(ValueError, match=r"constant data"):
         Scaler().fit([2.0, 2.0])
+    restored = Scaler.from_config(mm.get_config())
+    assert repr(restored) == repr(mm)
+    np.testing.assert_array_equal(restored.transform([0.5, 9.0]), mm.transform([0.5, 9.0]))
+    with pytest.raises(ValueError, match=r"not fitted yet"):
+        Scaler.from_config(Scaler("minmax").get_config()).transform(train)
 
 
 def test_supervised_split_fits_the_scaler_on_training_data_only():

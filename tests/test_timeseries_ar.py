@@ -120,6 +120,25 @@ def test_save_load_keeps_params_and_forecast_origin(tmp_path, sunspots):
     pd.testing.assert_series_equal(loaded.params, model.params)
 
 
+def test_set_params_takes_every_parameter_by_name_or_in_order():
+    model = AutoRegression(lags=2)
+    model.set_params([0.5, 0.3, -0.2])
+    pd.testing.assert_series_equal(
+        model.params, pd.Series([0.5, 0.3, -0.2], index=["c", "phi_1", "phi_2"], name="params"))
+    model.set_params({"phi_2": 0.1, "c": 1.0, "phi_1": 0.0})
+    assert model.params.tolist() == [1.0, 0.0, 0.1]
+    model.set_params(model.params * 2)
+    assert model.params.tolist() == [2.0, 0.0, 0.2]
+    # AR sets all its parameters at once: a mapping that leaves one out is refused.
+    with pytest.raises(ValueError, match=r"params lack \['phi_2'\]"):
+        model.set_params({"c": 1.0, "phi_1": 0.5})
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['phi_3'\]"):
+        model.set_params({"c": 1.0, "phi_1": 0.5, "phi_2": 0.1, "phi_3": 0.0})
+    with pytest.raises(ValueError, match=r"params must be 3 values"):
+        model.set_params([1.0, 2.0])
+    assert model.params.tolist() == [2.0, 0.0, 0.2]
+
+
 def test_forecast_needs_an_origin():
     model = AutoRegression(lags=3)
     with pytest.raises(ValueError, match="solve"):

@@ -3,11 +3,12 @@ import dataclasses
 import re
 import typing
 
+from .._checks import integer
+from ..exit_codes import EXIT_PREEMPTED  # noqa: F401  (re-exported for the renderers)
+
 SCHEDULERS = ("slurm", "pbs")
 LAUNCHERS = {"slurm": ("srun", "horovodrun", "mpirun"), "pbs": ("aprun", "mpirun")}
 DEFAULT_LAUNCHER = {"slurm": "srun", "pbs": "aprun"}
-
-from ..exit_codes import EXIT_PREEMPTED  # noqa: E402,F401  (re-exported for the renderers)
 
 _TIME = re.compile(r"^(?:(\d+)-)?(\d{1,3}):([0-5]\d):([0-5]\d)$")
 
@@ -31,12 +32,6 @@ def _plain_text(name, value):
         return None
     if not isinstance(value, str) or not value or any(c in value for c in "\n\r\0"):
         raise ValueError(f"{name} must be a one-line, non-empty string, got {value!r}")
-    return value
-
-
-def _positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return value
 
 
@@ -68,13 +63,11 @@ class JobSpec:
         if self.launcher not in LAUNCHERS[self.scheduler]:
             raise ValueError(f"unknown launcher {self.launcher!r} for {self.scheduler}; "
                              f"expected one of {LAUNCHERS[self.scheduler]}")
-        _positive("nodes", self.nodes)
-        _positive("tasks_per_node", self.tasks_per_node)
-        _positive("cpus_per_task", self.cpus_per_task)
+        for name in ("nodes", "tasks_per_node", "cpus_per_task"):
+            integer(name, getattr(self, name), minimum=1)
         self.time_seconds = parse_time(self.time)
-        if isinstance(self.signal_seconds, bool) or not isinstance(self.signal_seconds, int) \
-                or not 0 <= self.signal_seconds < self.time_seconds:
-            raise ValueError(f"signal_seconds must be an integer in [0, time limit), got {self.signal_seconds!r}")
+        integer("signal_seconds", self.signal_seconds, 0, self.time_seconds - 1,
+                expected="an integer in [0, time limit)")
         for name in ("job_name", "account", "partition", "workdir", "output"):
             _plain_text(name, getattr(self, name))
         if not self.command or not all(isinstance(a, str) for a in self.command):

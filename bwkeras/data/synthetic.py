@@ -2,14 +2,15 @@
 
 Each returns Synthetic(x, y, truth): float64 arrays and a dict parameter name -> true
 value, with the names the matching bwkeras.regression model uses, so a test or a notebook
-can compare `model.coefficients` with `truth` directly. noise=0 gives exact data (a solve
+can compare `model.params` with `truth` directly. noise=0 gives exact data (a solve
 recovers the truth to rounding); noise=s adds Gaussian noise of standard deviation s.
 """
 import math
-import numbers
 from typing import NamedTuple
 
 import numpy as np
+
+from .._checks import choice, integer, is_real, real
 
 
 class Synthetic(NamedTuple):
@@ -19,16 +20,11 @@ class Synthetic(NamedTuple):
 
 
 def _check_n(n):
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
-    return int(n)
+    return integer("n", n, minimum=1)
 
 
 def _check_noise(noise):
-    if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not math.isfinite(noise) \
-            or noise < 0:
-        raise ValueError(f"noise must be a finite number >= 0 (a standard deviation), got {noise!r}")
-    return float(noise)
+    return real("noise", noise, low=0, expected="a finite number >= 0 (a standard deviation)")
 
 
 def _check_range(x_range):
@@ -41,16 +37,10 @@ def _check_range(x_range):
     return lo, hi
 
 
-def _number(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
-
-
 def _vector(name, value):
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return _number(name, value), False
-    values = [_number(f"{name}[{i}]", v) for i, v in enumerate(value)]
+    if is_real(value):
+        return real(name, value), False
+    values = [real(f"{name}[{i}]", v) for i, v in enumerate(value)]
     if not values:
         raise ValueError(f"{name} must be a number or a non-empty sequence of numbers, got {value!r}")
     return np.array(values), True
@@ -69,7 +59,7 @@ def _noisy(rng, f, noise):
 def linear(n=100, m=2.0, b=1.0, noise=0.0, x_range=(-1.0, 1.0), seed=0):
     """y = m*x + b (+ noise); m a sequence of k slopes gives x of shape (n, k), truth b, m_1..m_k."""
     n, noise = _check_n(n), _check_noise(noise)
-    b = _number("b", b)
+    b = real("b", b)
     slopes, vector = _vector("m", m)
     rng = np.random.default_rng(seed)
     if vector:
@@ -97,7 +87,7 @@ def polynomial(n=100, coefficients=(1.0, -2.0, 0.5), noise=0.0, x_range=(-2.0, 2
 def exponential(n=100, N=2.0, r=0.5, noise=0.0, x_range=(0.0, 3.0), seed=0):
     """y = N * exp(r * x) (+ noise); truth N, r."""
     n, noise = _check_n(n), _check_noise(noise)
-    N, r = _number("N", N), _number("r", r)
+    N, r = real("N", N), real("r", r)
     rng = np.random.default_rng(seed)
     x = _x(rng, n, x_range)
     return Synthetic(x, _noisy(rng, N * np.exp(r * x), noise), {"N": N, "r": r})
@@ -114,11 +104,10 @@ def logistic(n=200, a=0.5, b=2.0, noise=0.0, x_range=(-4.0, 4.0), outcome="proba
     (noise must then be 0). Truth a, b (or b_1..b_k).
     """
     n, noise = _check_n(n), _check_noise(noise)
-    if outcome not in OUTCOMES:
-        raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
+    choice("outcome", outcome, OUTCOMES)
     if outcome == "bernoulli" and noise:
         raise ValueError(f"noise must be 0 for Bernoulli outcomes (they are random already), got {noise!r}")
-    a = _number("a", a)
+    a = real("a", a)
     slopes, vector = _vector("b", b)
     rng = np.random.default_rng(seed)
     if vector:
@@ -144,7 +133,7 @@ def parametric(expression, params, n=100, noise=0.0, x_range=(0.0, 1.0), seed=0)
     n, noise = _check_n(n), _check_noise(noise)
     if not isinstance(params, dict) or not params:
         raise ValueError(f"params must be a non-empty dict name -> true value, got {params!r}")
-    values = {k: _number(k, v) for k, v in params.items()}
+    values = {k: real(k, v) for k, v in params.items()}
     expr = Expression(expression, list(values))
     rng = np.random.default_rng(seed)
     x = _x(rng, n, x_range)

@@ -10,13 +10,7 @@
 All train with plain ``compile`` / ``fit`` in one process or under a launcher with
 ``bwkeras.distributed``, and survive ``model.save("m.keras")`` / ``keras.models.load_model``.
 """
-from .._lazy import lazy_attributes
+from .mlp import MLP, OUTPUTS
+from .recurrent import CELLS, RecurrentForecaster, SequenceLabeler
 
-# Loaded on first use (they import TensorFlow), so importing the package costs nothing.
-__getattr__, __dir__, __all__ = lazy_attributes(__name__, {
-    "MLP": ".mlp",
-    "OUTPUTS": ".mlp",
-    "RecurrentForecaster": ".recurrent",
-    "SequenceLabeler": ".recurrent",
-    "CELLS": ".recurrent",
-})
+__all__ = ["MLP", "OUTPUTS", "RecurrentForecaster", "SequenceLabeler", "CELLS"]

@@ -2,8 +2,8 @@
 import keras
 
 from .. import activations
-from .._checks import choice, positive_int
-from .._keras import register_serializable
+from .._checks import choice, integer
+from .._keras import model_config, register_serializable
 
 OUTPUTS = ("softmax", "sigmoid", "linear")
 
@@ -24,6 +24,9 @@ class MLP(keras.Model):
     output: g, "softmax" (class probabilities; use sparse_categorical_crossentropy),
         "sigmoid" (independent probabilities; binary_crossentropy) or "linear" (regression).
     n_outputs: number of outputs K (classes for softmax).
+    Keras' own arguments pass through and are saved with the model: name, trainable, and
+    dtype (a dtype or dtype policy, e.g. "float64" or "mixed_float16") that every layer
+    follows.
     """
 
     def __init__(self, hidden_units=(64,), activation="logistic", output="softmax",
@@ -34,19 +37,20 @@ class MLP(keras.Model):
                 f"hidden_units must be a sequence of positive integers, got {hidden_units!r}"
             )
         units = list(hidden_units)
-        for u in units:
-            positive_int(f"each of hidden_units {units!r}", u)
-        self.hidden_units = tuple(int(u) for u in units)
+        self.hidden_units = tuple(integer(f"each of hidden_units {units!r}", u, minimum=1)
+                                  for u in units)
         self.activation_name = activations.get(activation).__name__
         self.output_name = choice("output", output, OUTPUTS)
-        self.n_outputs = positive_int("n_outputs", n_outputs)
+        self.n_outputs = integer("n_outputs", n_outputs, minimum=1)
         sigma = activations.get(self.activation_name)
         self.hidden = [
-            keras.layers.Dense(units=u, activation=sigma, name=f"hidden_{i}")
+            keras.layers.Dense(units=u, activation=sigma, name=f"hidden_{i}",
+                               dtype=self.dtype_policy)
             for i, u in enumerate(self.hidden_units)
         ]
         self.head = keras.layers.Dense(
-            units=self.n_outputs, activation=_output_activation(self.output_name), name="output"
+            units=self.n_outputs, activation=_output_activation(self.output_name), name="output",
+            dtype=self.dtype_policy,
         )
 
     def call(self, inputs):
@@ -56,15 +60,7 @@ class MLP(keras.Model):
         return self.head(z)
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "hidden_units": list(self.hidden_units),
-            "activation": self.activation_name,
-            "output": self.output_name,
-            "n_outputs": self.n_outputs,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        return model_config(
+            self, super().get_config, hidden_units=list(self.hidden_units),
+            activation=self.activation_name, output=self.output_name, n_outputs=self.n_outputs,
+        )

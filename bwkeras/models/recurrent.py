@@ -1,13 +1,11 @@
 """Recurrent networks: many-to-one forecasting and per-step sequence labeling."""
-import numbers
-
 import keras
 import numpy as np
 import tensorflow as tf
 
 from .. import activations
-from .._checks import choice, fraction, positive_int
-from .._keras import register_serializable
+from .._checks import boolean, choice, fraction, integer, real
+from .._keras import model_config, register_serializable
 
 CELLS = ("simple", "lstm", "gru")
 _RNN = {"simple": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
@@ -43,8 +41,9 @@ def _built_features(layer):
     return None if kernel is None else int(kernel.shape[0])
 
 
-def _rnn_layer(cell, units, return_sequences, dropout, name):
-    return _RNN[cell](units=units, return_sequences=return_sequences, dropout=dropout, name=name)
+def _rnn_layer(cell, units, return_sequences, dropout, name, dtype):
+    return _RNN[cell](units=units, return_sequences=return_sequences, dropout=dropout, name=name,
+                      dtype=dtype)
 
 
 @register_serializable(package="bwkeras", name="RecurrentForecaster")
@@ -57,22 +56,23 @@ class RecurrentForecaster(keras.Model):
     dropout: input dropout of each recurrent layer, in [0, 1).
 
     Input: (batch, time, features), or (batch, time) for a univariate series as made by
-    `bwkeras.timeseries.windows`.
+    `bwkeras.timeseries.windows`. Keras' own arguments pass through and are saved with the
+    model: name, trainable, and dtype (a dtype or dtype policy) that every layer follows.
     """
 
     def __init__(self, cell="lstm", units=32, layers=1, horizon=1, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.cell = choice("cell", cell, CELLS)
-        self.units = positive_int("units", units)
-        self.num_layers = positive_int("layers", layers)
-        self.horizon = positive_int("horizon", horizon)
+        self.units = integer("units", units, minimum=1)
+        self.num_layers = integer("layers", layers, minimum=1)
+        self.horizon = integer("horizon", horizon, minimum=1)
         self.dropout = fraction("dropout", dropout)
         self.recurrent = [
             _rnn_layer(self.cell, self.units, i < self.num_layers - 1, self.dropout,
-                       name=f"{self.cell}_{i}")
+                       name=f"{self.cell}_{i}", dtype=self.dtype_policy)
             for i in range(self.num_layers)
         ]
-        self.head = keras.layers.Dense(units=self.horizon, name="forecast")
+        self.head = keras.layers.Dense(units=self.horizon, name="forecast", dtype=self.dtype_policy)
 
     def call(self, inputs, training=None):
         h = _as_sequence_batch(inputs, type(self).__name__, _built_features(self.recurrent[0]))
@@ -81,19 +81,8 @@ class RecurrentForecaster(keras.Model):
         return self.head(h)
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "cell": self.cell,
-            "units": self.units,
-            "layers": self.num_layers,
-            "horizon": self.horizon,
-            "dropout": self.dropout,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        return model_config(self, super().get_config, cell=self.cell, units=self.units,
+                            layers=self.num_layers, horizon=self.horizon, dropout=self.dropout)
 
 
 @register_serializable(package="bwkeras", name="SequenceLabeler")
@@ -108,32 +97,31 @@ class SequenceLabeler(keras.Model):
     mask_value: the value that fills padded steps (see `bwkeras.timeseries.pad_sequences`).
         A step whose features all equal it is masked: it does not update the state,
         and Keras leaves it out of the loss and of every compiled metric.
+    name, trainable, dtype: Keras' own, as in `RecurrentForecaster`.
     """
 
     def __init__(self, cell="lstm", units=32, n_classes=2, bidirectional=False, layers=1,
                  dropout=0.0, mask_value=0.0, **kwargs):
         super().__init__(**kwargs)
         self.cell = choice("cell", cell, CELLS)
-        self.units = positive_int("units", units)
-        self.n_classes = positive_int("n_classes", n_classes, minimum=2)
-        if not isinstance(bidirectional, (bool, np.bool_)):
-            raise ValueError(f"bidirectional must be True or False, got {bidirectional!r}")
-        self.bidirectional = bool(bidirectional)
-        self.num_layers = positive_int("layers", layers)
+        self.units = integer("units", units, minimum=1)
+        self.n_classes = integer("n_classes", n_classes, minimum=2)
+        self.bidirectional = boolean("bidirectional", bidirectional)
+        self.num_layers = integer("layers", layers, minimum=1)
         self.dropout = fraction("dropout", dropout)
-        if (isinstance(mask_value, bool) or not isinstance(mask_value, numbers.Real)
-                or np.isnan(mask_value)):
-            raise ValueError(f"mask_value must be a real number, not NaN, got {mask_value!r}")
-        self.mask_value = float(mask_value)
-        self.masking = keras.layers.Masking(mask_value=self.mask_value, name="masking")
+        # Infinity is a fine padding value; NaN never equals itself, so it would mask nothing.
+        self.mask_value = real("mask_value", mask_value, finite=False)
+        dtype = self.dtype_policy
+        self.masking = keras.layers.Masking(mask_value=self.mask_value, name="masking", dtype=dtype)
         self.recurrent = []
         for i in range(self.num_layers):
-            layer = _rnn_layer(self.cell, self.units, True, self.dropout, name=f"{self.cell}_{i}")
+            layer = _rnn_layer(self.cell, self.units, True, self.dropout, name=f"{self.cell}_{i}",
+                               dtype=dtype)
             if self.bidirectional:
-                layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{i}")
+                layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{i}", dtype=dtype)
             self.recurrent.append(layer)
         self.head = keras.layers.Dense(
-            units=self.n_classes, activation=activations.softmax, name="labels"
+            units=self.n_classes, activation=activations.softmax, name="labels", dtype=dtype
         )
 
     def call(self, inputs, training=None):
@@ -171,18 +159,7 @@ class SequenceLabeler(keras.Model):
         return super().evaluate(x, y, *args, **kwargs)
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "cell": self.cell,
-            "units": self.units,
-            "n_classes": self.n_classes,
-            "bidirectional": self.bidirectional,
-            "layers": self.num_layers,
-            "dropout": self.dropout,
-            "mask_value": self.mask_value,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        return model_config(self, super().get_config, cell=self.cell, units=self.units,
+                            n_classes=self.n_classes, bidirectional=self.bidirectional,
+                            layers=self.num_layers, dropout=self.dropout,
+                            mask_value=self.mask_value)

@@ -11,23 +11,22 @@ LogisticRegression, ParametricRegression. Linear-in-parameters families (and oth
 such as AR(p), via `least_squares`) solve by streaming QR; the others by Levenberg-Marquardt
 with an autodiff Jacobian. Both stream tf.data.Datasets and reduce over Horovod ranks.
 """
-from .._lazy import lazy_attributes
+from .base import RegressionModel
+from .capacity import capacity_curve
+from .exponential import ExponentialRegression
+from .expression import Expression
+from .levenberg_marquardt import ConvergenceWarning, levenberg_marquardt
+from .linear import LinearRegression
+from .linear_solve import least_squares
+from .logistic import LogisticRegression
+from .optimality import OptimalityGap, gap_to_optimum, lre
+from .parametric import ParametricRegression
+from .polynomial import PolynomialRegression
+from .result import FitResult
 
-# Loaded on first use (they import TensorFlow), so importing the package costs nothing.
-__getattr__, __dir__, __all__ = lazy_attributes(__name__, {
-    "RegressionModel": ".base",
-    "LinearRegression": ".linear",
-    "PolynomialRegression": ".polynomial",
-    "ExponentialRegression": ".exponential",
-    "LogisticRegression": ".logistic",
-    "ParametricRegression": ".parametric",
-    "Expression": ".expression",
-    "FitResult": ".result",
-    "least_squares": ".linear_solve",
-    "levenberg_marquardt": ".levenberg_marquardt",
-    "ConvergenceWarning": ".levenberg_marquardt",
-    "capacity_curve": ".capacity",
-    "gap_to_optimum": ".optimality",
-    "OptimalityGap": ".optimality",
-    "lre": ".optimality",
-})
+__all__ = [
+    "RegressionModel", "LinearRegression", "PolynomialRegression", "ExponentialRegression",
+    "LogisticRegression", "ParametricRegression", "Expression", "FitResult", "least_squares",
+    "levenberg_marquardt", "ConvergenceWarning", "capacity_curve", "gap_to_optimum",
+    "OptimalityGap", "lre",
+]

@@ -15,34 +15,16 @@ model directly (`model(x)`) or use `predict_float64` to keep every digit. `solve
 works in float64.
 
 The weights are created in `__init__` rather than `build`: the number of parameters
-follows from the constructor arguments alone, and `coefficients` / `set_coefficients`
-(e.g. NIST starting values) must work before the model has seen data.
+follows from the constructor arguments alone, and `params` / `set_params` (e.g. NIST
+starting values) must work before the model has seen data.
 """
-import numbers
-
 import keras
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
-DTYPES = ("float32", "float64")
-
-
-def check_dtype(dtype):
-    if isinstance(dtype, str) and dtype in DTYPES:
-        return dtype
-    for name in DTYPES:  # numpy / TF dtype objects naming the same thing
-        try:
-            if np.dtype(getattr(dtype, "as_numpy_dtype", dtype)) == np.dtype(name):
-                return name
-        except TypeError:
-            pass
-    raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-
-
-def check_features(n_features):
-    if isinstance(n_features, bool) or not isinstance(n_features, numbers.Integral) or n_features < 1:
-        raise ValueError(f"n_features must be an integer >= 1, got {n_features!r}")
-    return int(n_features)
+from .._checks import as_float64, param_values
+from .._keras import model_config, weight_dtype
 
 
 class _Slots:
@@ -65,7 +47,7 @@ class RegressionModel(keras.Model):
     n_features = 1
 
     def __init__(self, dtype="float32", name=None, trainable=True, **kwargs):
-        dtype = check_dtype(dtype)
+        dtype = weight_dtype(dtype)
         super().__init__(name=name, dtype=dtype, trainable=trainable, **kwargs)
         self._param_dtype = dtype
 
@@ -90,47 +72,30 @@ class RegressionModel(keras.Model):
     def group_shapes(self):
         return [((len(names),) if vector else ()) for _, names, vector in self._slots.groups]
 
-    def get_parameters(self):
+    @property
+    def params(self):
+        """The current parameters as a float64 pandas Series indexed by `param_names`."""
+        return pd.Series(self._param_vector(), index=self.param_names, dtype=np.float64,
+                         name="params")
+
+    def set_params(self, values):
+        """Assign parameters: some or all by name from a mapping or Series (e.g. NIST
+        starting values), or all from a sequence in `param_names` order."""
+        self._assign_params(param_values(self.param_names, values, current=self._param_vector()))
+
+    def _param_vector(self):
         """The parameters as one float64 vector, in `param_names` order."""
         return np.concatenate([np.ravel(np.asarray(v.numpy(), dtype=np.float64))
                                for v in self._slots.variables])
 
-    def set_parameters(self, values):
-        """Assign all parameters from a sequence (in `param_names` order) or some by name
-        from a mapping."""
-        names = self.param_names
-        current = self.get_parameters()
-        if isinstance(values, dict):
-            unknown = [k for k in values if k not in names]
-            if unknown:
-                raise ValueError(f"unknown parameter(s) {unknown}; this model's parameters are {names}")
-            for k, v in values.items():
-                current[names.index(k)] = v
-            new = current
-        else:
-            new = np.asarray(values, dtype=np.float64).ravel()
-            if new.shape != current.shape:
-                raise ValueError(f"expected {len(names)} values for {names}, got {new.size}")
-        if not np.isfinite(new).all():
-            raise ValueError(f"parameter values must be finite, got {dict(zip(names, new.tolist()))}")
+    def _assign_params(self, vector):
         i = 0
         for var, shape in zip(self._slots.variables, self.group_shapes):
             size = int(np.prod(shape)) if shape else 1
-            var.assign(new[i:i + size].reshape(shape).astype(self._param_dtype))
+            var.assign(vector[i:i + size].reshape(shape).astype(self._param_dtype))
             i += size
 
-    def set_coefficients(self, mapping):
-        """Set some or all parameters by name, e.g. NIST starting values."""
-        if not isinstance(mapping, dict):
-            raise TypeError(f"set_coefficients expects a dict name -> value, got {type(mapping).__name__}")
-        self.set_parameters(mapping)
-
-    @property
-    def coefficients(self):
-        """dict parameter name -> current value (float)."""
-        return dict(zip(self.param_names, self.get_parameters().tolist()))
-
-    def split_parameters(self, theta):
+    def _split_params(self, theta):
         """Split a flat float64 vector into per-group tensors (scalars or vectors)."""
         out, i = [], 0
         for shape in self.group_shapes:
@@ -178,23 +143,20 @@ class RegressionModel(keras.Model):
 
     def predict_float64(self, x):
         """f(x; theta) in float64 with the current parameters, as a numpy array."""
-        from .blocks import as_float64, check_finite
+        from .blocks import check_finite
 
         xa = self._prepare_x(as_float64("x", x))
         check_finite("x", xa)
-        out = self._function(tf.constant(xa), self.split_parameters(self.get_parameters()))
+        out = self._function(tf.constant(xa), self._split_params(self._param_vector()))
         return np.asarray(out, dtype=np.float64)
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, "dtype": self._param_dtype}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        """Keras' base config (name, trainable, dtype); each family adds its arguments."""
+        return model_config(self, super().get_config)
 
     # -- solving -------------------------------------------------------------------------
     def _finish(self, result):
-        self.set_parameters(result.params.to_numpy())
+        self._assign_params(result.params.to_numpy())
         return result
 
 
@@ -232,7 +194,7 @@ class NonlinearFamily(RegressionModel):
     def initial_guess(self, x, y=None, *, batch_size=None, distributed=None):
         raise ValueError(
             f"{type(self).__name__} has no data-driven initial guess; set starting values "
-            f"with set_coefficients({{...}}) and solve with start='current'"
+            f"with set_params({{...}}) and solve with start='current'"
         )
 
     def solve(self, x, y=None, *, start="current", batch_size=None, distributed=None,
@@ -250,16 +212,12 @@ class NonlinearFamily(RegressionModel):
         from .levenberg_marquardt import levenberg_marquardt
 
         if isinstance(start, str) and start == "current":
-            theta0 = self.get_parameters()
+            theta0 = self._param_vector()
         elif isinstance(start, str) and start == "guess":
             theta0 = self.initial_guess(x, y, batch_size=batch_size, distributed=distributed)
         elif isinstance(start, dict):
-            unknown = [k for k in start if k not in self.param_names]
-            if unknown:
-                raise ValueError(f"unknown parameter(s) {unknown} in start; the parameters are {self.param_names}")
-            theta0 = self.get_parameters()
-            for k, v in start.items():
-                theta0[self.param_names.index(k)] = v
+            theta0 = param_values(self.param_names, start, current=self._param_vector(),
+                                  name="start")
         else:
             raise ValueError(f"start must be 'current', 'guess' or a dict name -> value, got {start!r}")
         result = levenberg_marquardt(

@@ -4,11 +4,12 @@ The solvers never hold more than one block (plus a few p x p matrices), so memor
 bounded by the block size whatever the number of rows.
 """
 import numbers
-
 import sys
 import time
 
 import numpy as np
+
+from .._checks import as_float64, integer
 
 DEFAULT_BLOCK_ROWS = 65536
 
@@ -39,22 +40,6 @@ def _is_dataset(value):
         return False
 
 
-def as_float64(name, value):
-    """`value` as a float64 numpy array; TypeError if it is not numeric."""
-    if isinstance(value, (str, bytes)) or value is None:
-        raise TypeError(f"{name} must be numeric (array, Series, tensor), got {type(value).__name__}")
-    try:
-        array = np.asarray(value)
-    except Exception as exc:  # e.g. ragged lists
-        raise TypeError(f"{name} cannot be converted to a numeric array: {exc}") from None
-    if array.dtype.kind not in "biuf":
-        raise TypeError(
-            f"{name} must hold real numbers, got an array of dtype {array.dtype} "
-            f"(allowed: bool, integer or floating point)"
-        )
-    return array.astype(np.float64, copy=False)
-
-
 def check_finite(name, array, offset=0):
     finite = np.isfinite(array)
     if not finite.all():
@@ -80,9 +65,7 @@ def as_response(name, value, offset=0):
 def check_batch_size(batch_size):
     if batch_size is None:
         return DEFAULT_BLOCK_ROWS
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-    return int(batch_size)
+    return integer("batch_size", batch_size, minimum=1, expected="a positive integer or None")
 
 
 class BlockSource:

@@ -1,12 +1,11 @@
 """Model capacity: training and validation R per polynomial degree (the tutorial's
 "degrees of freedom" figure), each degree solved exactly."""
-import numbers
-
 import numpy as np
 import pandas as pd
 
-from .blocks import as_float64, as_response, check_finite
-from .polynomial import PolynomialRegression, check_degree
+from .._checks import as_float64, fraction, integer
+from .blocks import as_response, check_finite
+from .polynomial import PolynomialRegression
 
 
 def _split(x, y, validation, seed):
@@ -19,12 +18,8 @@ def _split(x, y, validation, seed):
         if len(yv) == 0:
             raise ValueError("validation data are empty")
         return x, y, xv, yv
-    if isinstance(validation, bool) or not isinstance(validation, numbers.Real) \
-            or not 0 < validation < 1:
-        raise ValueError(
-            f"validation must be a fraction in (0, 1) of the data to hold out, or a tuple "
-            f"(x_val, y_val); got {validation!r}"
-        )
+    fraction("validation", validation, include_low=False,
+             expected="a fraction in (0, 1) of the data to hold out, or a tuple (x_val, y_val)")
     n = len(y)
     n_val = int(round(validation * n))
     if n_val < 1 or n - n_val < 1:
@@ -55,7 +50,7 @@ def capacity_curve(x, y, degrees, validation=0.25, seed=0):
         raise ValueError("x and y are empty: need at least one sample")
     if isinstance(degrees, (str, bytes)) or not hasattr(degrees, "__iter__"):
         raise ValueError(f"degrees must be a list of integers >= 0, got {degrees!r}")
-    degrees = [check_degree(d) for d in degrees]
+    degrees = [integer("degree", d, minimum=0) for d in degrees]
     if not degrees:
         raise ValueError("degrees is empty: give at least one polynomial degree")
     xt, yt, xv, yv = _split(xa, ya, validation, seed)

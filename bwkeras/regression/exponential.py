@@ -39,7 +39,7 @@ class ExponentialRegression(NonlinearFamily):
                     raise ValueError(
                         f"the exponential initial guess fits log(y), so y must be all positive "
                         f"(or all negative); got y = {float(yb[bad[0]])!r}. Set starting values with "
-                        f"set_coefficients and solve(start='current') instead"
+                        f"set_params and solve(start='current') instead"
                     )
                 yield xb, np.log(s * yb)
 

@@ -14,9 +14,10 @@ autodiff Jacobian), NumPy for synthetic data and reference values.
 import ast
 import keyword
 import math
-import numbers
 
 import numpy as np
+
+from .._checks import is_real
 
 FUNCTIONS = ("exp", "log", "sqrt", "sin", "cos", "arctan")
 CONSTANTS = {"pi": math.pi}
@@ -107,7 +108,7 @@ class Expression:
             raise ValueError(f"expression has more than {MAX_NODES} terms")
         if isinstance(node, ast.Constant):
             value = node.value
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            if not is_real(value):
                 raise ValueError(
                     f"constant {value!r} in expression {self._shown!r} is not allowed; only real numbers"
                 )

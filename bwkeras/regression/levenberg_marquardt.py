@@ -24,9 +24,11 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from .._checks import choice, integer, real
 from .blocks import BlockSource, StreamProgress
 from .collective import Reducer
-from .linear_solve import _unpack_result, rank_check
+from .linear_solve import rank_check
+from .result import Solution
 from .streaming import IncrementalQR, Moments
 
 OBJECTIVES = ("squared", "bernoulli")
@@ -92,17 +94,13 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
     `_prepare_x`, `_prepare_y`) from the parameter vector `start` (default: its current
     parameters). Returns a FitResult; does not modify the model. verbose: report rows read
     per pass over streamed data on stderr (True, False or "auto": streamed data only)."""
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if isinstance(max_iterations, bool) or not isinstance(max_iterations, int) or max_iterations < 1:
-        raise ValueError(f"max_iterations must be an integer >= 1, got {max_iterations!r}")
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) \
-            or not 0 < tolerance < 1:
-        raise ValueError(f"tolerance must be a number in (0, 1), got {tolerance!r}")
+    choice("objective", objective, OBJECTIVES)
+    max_iterations = integer("max_iterations", max_iterations, minimum=1)
+    tolerance = real("tolerance", tolerance, 0, 1, low_open=True, high_open=True)
     names = model.param_names
     p = len(names)
     shapes = model.group_shapes
-    theta = np.asarray(model.get_parameters() if start is None else start, dtype=np.float64).ravel()
+    theta = np.asarray(model._param_vector() if start is None else start, dtype=np.float64).ravel()
     if theta.shape != (p,) or not np.isfinite(theta).all():
         raise ValueError(f"starting values must be {p} finite numbers for {names}, got {theta.tolist()}")
 
@@ -257,19 +255,17 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
             ConvergenceWarning, stacklevel=3,
         )
 
-    packed = _finish(current, theta, names, n, objective, p)
-    packed = reducer.broadcast(np.concatenate([packed, [accepted, float(converged)]]))
+    solution = _finish(current, theta, n, objective, p, accepted, converged)
+    solution = Solution.unpack(reducer.broadcast(solution.pack()), p)
     method = "levenberg-marquardt" if objective == "squared" else "fisher-scoring"
-    loglike = -packed[-3] / 2.0 if objective == "bernoulli" else None
-    return _unpack_result(packed[:-3], names, n, iterations=int(packed[-2]),
-                          converged=bool(packed[-1]), method=method,
-                          loglike=None if loglike is None else float(loglike), message=message)
+    return solution.fit_result(names, n, method=method, message=message)
 
 
-def _finish(state, theta, names, n, objective, p):
+def _finish(state, theta, n, objective, p, iterations, converged):
     RJ = state.R[:p, :p]
     R_inv = np.linalg.solve(RJ, np.eye(p))
     df = n - p
+    loglike = np.nan
     if objective == "squared":
         rss = state.obj
         sigma2 = rss / df if df > 0 else np.nan
@@ -281,10 +277,12 @@ def _finish(state, theta, names, n, objective, p):
         cov = R_inv @ R_inv.T
         ybar = state.ysum / n
         llnull = n * (_xlogx(ybar) + _xlogx(1.0 - ybar))
-        llf = -state.obj / 2.0
-        r2 = 1.0 - llf / llnull if llnull < 0 else np.nan
+        loglike = -state.obj / 2.0
+        r2 = 1.0 - loglike / llnull if llnull < 0 else np.nan
     residual_sd = np.sqrt(rss / df) if df > 0 else np.nan
-    return np.concatenate([theta, cov.ravel(), [rss, r2, residual_sd, state.obj]])
+    return Solution(params=theta, cov=cov, rss=float(rss), r_squared=float(r2),
+                    residual_sd=float(residual_sd), loglike=float(loglike),
+                    iterations=int(iterations), converged=bool(converged))
 
 
 def _xlogx(v):

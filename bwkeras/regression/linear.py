@@ -1,8 +1,9 @@
 """LinearRegression: y = m*x + b (one feature) or y = b + sum_j m_j x_j."""
 import tensorflow as tf
 
+from .._checks import integer
 from .._keras import register_serializable
-from .base import LinearFamily, check_features
+from .base import LinearFamily
 
 
 @register_serializable(package="bwkeras")
@@ -15,7 +16,7 @@ class LinearRegression(LinearFamily):
 
     def __init__(self, n_features=1, dtype="float32", name=None, trainable=True, **kwargs):
         super().__init__(dtype=dtype, name=name, trainable=trainable, **kwargs)
-        self.n_features = check_features(n_features)
+        self.n_features = integer("n_features", n_features, minimum=1)
         k = self.n_features
         if k == 1:
             slopes = ("m", ["m"], [0.0], False)

@@ -21,11 +21,10 @@ builds the lag matrix and calls it with names "c", "phi_1", ...).
 import itertools
 
 import numpy as np
-import pandas as pd
 
 from .blocks import BlockSource, StreamProgress
 from .collective import Reducer
-from .result import FitResult
+from .result import Solution
 from .streaming import IncrementalQR, Moments
 
 _EPS = np.finfo(np.float64).eps
@@ -116,9 +115,9 @@ def least_squares(x, y=None, *, param_names, intercept=True, design=None, prepar
         raise ValueError(
             f"{n} observation(s) cannot determine {p} parameters {names}: need at least {p}"
         )
-    packed = _solve_from_r(R, n, names, intercept, mu, scale, ystats, rcond)
-    packed = reducer.broadcast(packed)
-    return _unpack_result(packed, names, n)
+    solution = _solve_from_r(R, n, names, intercept, mu, scale, ystats, rcond)
+    solution = Solution.unpack(reducer.broadcast(solution.pack()), p)
+    return solution.fit_result(names, n, method="qr")
 
 
 def _design_block(build, xb, k, names, intercept):
@@ -202,22 +201,5 @@ def _solve_from_r(R, n, names, intercept, mu, scale, ystats, rcond):
     tss = float(ystats.m2[0]) if intercept else float(ystats.m2[0] + ystats.n * ystats.mean[0] ** 2)
     r2 = 1.0 - rss / tss if tss > 0 else np.nan
     residual_sd = np.sqrt(rss / df) if df > 0 else np.nan
-    return np.concatenate([theta, cov.ravel(), [rss, r2, residual_sd]])
-
-
-def _unpack_result(packed, names, n, iterations=1, converged=True, method="qr", loglike=None,
-                   message=""):
-    p = len(names)
-    theta = packed[:p]
-    cov = packed[p:p + p * p].reshape(p, p)
-    rss, r2, residual_sd = packed[p + p * p: p + p * p + 3]
-    with np.errstate(invalid="ignore"):
-        se = np.sqrt(np.diag(cov))
-    return FitResult(
-        params=pd.Series(theta, index=names, name="params"),
-        std_errors=pd.Series(se, index=names, name="std_errors"),
-        cov_params=pd.DataFrame(cov, index=names, columns=names),
-        rss=float(rss), r_squared=float(r2), residual_sd=float(residual_sd),
-        df_resid=int(n - p), n_obs=int(n), iterations=int(iterations),
-        converged=bool(converged), method=method, loglike=loglike, message=message,
-    )
+    return Solution(params=theta, cov=cov, rss=float(rss), r_squared=float(r2),
+                    residual_sd=float(residual_sd))

@@ -2,8 +2,9 @@
 import numpy as np
 import tensorflow as tf
 
+from .._checks import choice, integer
 from .._keras import register_serializable
-from .base import NonlinearFamily, check_features
+from .base import NonlinearFamily
 
 LOSSES = ("squared", "binary_crossentropy")
 
@@ -22,10 +23,8 @@ class LogisticRegression(NonlinearFamily):
     def __init__(self, n_features=1, loss="squared", dtype="float32", name=None, trainable=True,
                  **kwargs):
         super().__init__(dtype=dtype, name=name, trainable=trainable, **kwargs)
-        self.n_features = check_features(n_features)
-        if not isinstance(loss, str) or loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        self.loss_name = loss
+        self.n_features = integer("n_features", n_features, minimum=1)
+        self.loss_name = choice("loss", loss, LOSSES)
         self.objective = "squared" if loss == "squared" else "bernoulli"
         k = self.n_features
         if k == 1:

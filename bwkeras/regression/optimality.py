@@ -93,18 +93,18 @@ def gap_to_optimum(model, x, y=None, *, optimum=None, batch_size=None, distribut
     reducer = Reducer(distributed)
     config = dict(model.get_config(), dtype="float64", name=None)
     reference = type(model).from_config(config)
-    reference.set_parameters(model.get_parameters())
+    theta_fit = model.params.to_numpy()
+    reference.set_params(theta_fit)
     if optimum is None:
         optimum = reference.solve(x, y, batch_size=batch_size, distributed=distributed)
     if list(optimum.params.index) != model.param_names:
         raise ValueError(
             f"optimum has parameters {list(optimum.params.index)}, the model {model.param_names}"
         )
-    theta_fit = model.get_parameters()
     theta_opt = optimum.params.to_numpy()
-    reference.set_parameters(theta_fit)
+    reference.set_params(theta_fit)
     r_fit = _objective_value(reference, x, y, batch_size, reducer)
-    reference.set_parameters(theta_opt)
+    reference.set_params(theta_opt)
     r_opt = _objective_value(reference, x, y, batch_size, reducer)
     distance = float(np.linalg.norm(theta_fit - theta_opt))
     norm = float(np.linalg.norm(theta_opt))

@@ -1,7 +1,5 @@
 """ParametricRegression: any y = f(x; theta) written as a formula."""
-import math
-import numbers
-
+from .._checks import real
 from .._keras import register_serializable
 from .base import NonlinearFamily
 from .expression import Expression
@@ -31,14 +29,12 @@ class ParametricRegression(NonlinearFamily):
             )
         if not items:
             raise ValueError("params is empty: the formula needs at least one parameter")
-        for key, value in items:
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-                raise ValueError(f"starting value of parameter {key!r} must be a finite number, got {value!r}")
+        items = [(key, real(f"starting value of parameter {key!r}", value)) for key, value in items]
         parsed = Expression(expression, [k for k, _ in items])
         super().__init__(dtype=dtype, name=name, trainable=trainable, **kwargs)
         self.expression = parsed
-        self._initial = {k: float(v) for k, v in items}
-        self._create_parameters([(k, [k], [float(v)], False) for k, v in items])
+        self._initial = dict(items)
+        self._create_parameters([(k, [k], [v], False) for k, v in items])
 
     def _function(self, x, params):
         return self.expression.evaluate(x, dict(zip(self.expression.param_names, params)))

@@ -1,18 +1,9 @@
 """PolynomialRegression: y = a_0 + a_1 x + ... + a_n x^n."""
-import numbers
-
 import numpy as np
 
+from .._checks import integer
 from .._keras import register_serializable
 from .base import LinearFamily
-
-
-def check_degree(degree):
-    if isinstance(degree, bool) or not isinstance(degree, numbers.Integral):
-        raise ValueError(f"degree must be an integer >= 0, got {degree!r} of type {type(degree).__name__}")
-    if degree < 0:
-        raise ValueError(f"degree must be an integer >= 0, got {degree!r}")
-    return int(degree)
 
 
 @register_serializable(package="bwkeras")
@@ -25,7 +16,7 @@ class PolynomialRegression(LinearFamily):
 
     def __init__(self, degree, dtype="float32", name=None, trainable=True, **kwargs):
         super().__init__(dtype=dtype, name=name, trainable=trainable, **kwargs)
-        self.degree = check_degree(degree)
+        self.degree = integer("degree", degree, minimum=0)
         n = self.degree
         self._create_parameters([("a", [f"a_{i}" for i in range(n + 1)], [0.0] * (n + 1), True)])
 

@@ -1,4 +1,5 @@
-"""FitResult: what an exact or second-order solve returns, in the shape of statsmodels' results."""
+"""FitResult: what an exact or second-order solve returns, in the shape of statsmodels' results;
+Solution: a solve's numbers as one float64 vector, the form in which they travel between ranks."""
 import math
 from dataclasses import dataclass
 
@@ -118,3 +119,56 @@ class FitResult:
         if self.loglike is not None:
             head += f", loglike={self.loglike:.10g}"
         return head + "\n" + self.summary().to_string()
+
+
+@dataclass(frozen=True, eq=False)
+class Solution:
+    """The numbers a solver computes for a FitResult: parameters, their covariance, rss,
+    r_squared, residual_sd, the log-likelihood (NaN for least squares), the iteration count
+    and whether it converged. `pack` makes them one float64 vector (rank 0's is broadcast,
+    so every rank returns the same result) and `unpack` reads one back."""
+
+    params: np.ndarray
+    cov: np.ndarray
+    rss: float
+    r_squared: float
+    residual_sd: float
+    loglike: float = np.nan
+    iterations: int = 1
+    converged: bool = True
+
+    def pack(self):
+        return np.concatenate([
+            np.asarray(self.params, dtype=np.float64).ravel(),
+            np.asarray(self.cov, dtype=np.float64).ravel(),
+            [self.rss, self.r_squared, self.residual_sd, self.loglike, self.iterations,
+             float(self.converged)],
+        ])
+
+    @classmethod
+    def unpack(cls, packed, n_params):
+        """The Solution that `pack` made into `packed`, for `n_params` parameters."""
+        packed = np.asarray(packed, dtype=np.float64)
+        p = int(n_params)
+        if packed.shape != (p + p * p + 6,):
+            raise ValueError(f"a packed Solution of {p} parameters has {p + p * p + 6} values, "
+                             f"got shape {packed.shape}")
+        rss, r2, residual_sd, loglike, iterations, converged = packed[p + p * p:]
+        return cls(params=packed[:p].copy(), cov=packed[p:p + p * p].reshape(p, p),
+                   rss=float(rss), r_squared=float(r2), residual_sd=float(residual_sd),
+                   loglike=float(loglike), iterations=int(iterations), converged=bool(converged))
+
+    def fit_result(self, names, n_obs, method, message=""):
+        """The FitResult for parameters `names` estimated from `n_obs` observations."""
+        names = list(names)
+        with np.errstate(invalid="ignore"):
+            se = np.sqrt(np.diag(self.cov))
+        return FitResult(
+            params=pd.Series(self.params, index=names, name="params"),
+            std_errors=pd.Series(se, index=names, name="std_errors"),
+            cov_params=pd.DataFrame(self.cov, index=names, columns=names),
+            rss=self.rss, r_squared=self.r_squared, residual_sd=self.residual_sd,
+            df_resid=int(n_obs - len(names)), n_obs=int(n_obs), iterations=self.iterations,
+            converged=self.converged, method=method,
+            loglike=None if np.isnan(self.loglike) else self.loglike, message=message,
+        )

@@ -7,25 +7,19 @@
 - `chronological_split`, `Scaler`, `supervised_split`: time-ordered train / validation /
   test parts with scaling fitted on the training part only.
 - `pad_sequences`, `step_mask`, `regime_switching`: variable-length labelled sequences.
-- `one_step_comparison`: one-step test RMSE of persistence, AR(p) and recurrent networks.
+- `one_step_comparison`: one-step test RMSE of persistence, AR(p) and recurrent networks;
+  `one_step_baselines` and `one_step_scores`, its parts, for code that trains its own.
 """
-from .._lazy import lazy_attributes
+from .acf import acf, default_nlags
+from .ar import TRENDS, AutoRegression
+from .compare import one_step_baselines, one_step_comparison, one_step_scores, rmse
+from .sequences import pad_sequences, regime_switching, step_mask
+from .windows import SCALERS, Scaler, SupervisedData, chronological_split, split_sizes, \
+    supervised_split, windows
 
-# Loaded on first use (they import TensorFlow), so importing the package costs nothing.
-__getattr__, __dir__, __all__ = lazy_attributes(__name__, {
-    "acf": ".acf",
-    "default_nlags": ".acf",
-    "AutoRegression": ".ar",
-    "TRENDS": ".ar",
-    "windows": ".windows",
-    "chronological_split": ".windows",
-    "split_sizes": ".windows",
-    "Scaler": ".windows",
-    "SCALERS": ".windows",
-    "SupervisedData": ".windows",
-    "supervised_split": ".windows",
-    "pad_sequences": ".sequences",
-    "step_mask": ".sequences",
-    "regime_switching": ".sequences",
-    "one_step_comparison": ".compare",
-})
+__all__ = [
+    "acf", "default_nlags", "AutoRegression", "TRENDS", "windows", "chronological_split",
+    "split_sizes", "Scaler", "SCALERS", "SupervisedData", "supervised_split", "pad_sequences",
+    "step_mask", "regime_switching", "one_step_comparison", "one_step_baselines",
+    "one_step_scores", "rmse",
+]

@@ -1,9 +1,7 @@
 """Sample autocorrelation R_XX(k)."""
-import numbers
-
 import numpy as np
 
-from ._validate import as_series
+from .._checks import as_series, boolean, integer
 
 
 def default_nlags(n):
@@ -25,15 +23,14 @@ def acf(x, nlags=None, adjusted=False):
     n = len(values)
     if nlags is None:
         nlags = default_nlags(n)
-    if isinstance(nlags, bool) or not isinstance(nlags, numbers.Integral) or not 0 <= nlags < n:
-        raise ValueError(f"nlags must be an integer in [0, {n - 1}] for {n} observations, got {nlags!r}")
-    if not isinstance(adjusted, (bool, np.bool_)):
-        raise ValueError(f"adjusted must be True or False, got {adjusted!r}")
+    nlags = integer("nlags", nlags, 0, n - 1,
+                    expected=f"an integer in [0, {n - 1}] for {n} observations")
+    adjusted = boolean("adjusted", adjusted)
     d = values - values.mean()
     c0 = float(np.dot(d, d))
     if c0 == 0.0:
         raise ValueError("x is constant: its autocorrelation is undefined (zero variance)")
-    sums = np.array([np.dot(d[: n - k], d[k:]) for k in range(int(nlags) + 1)])
+    sums = np.array([np.dot(d[: n - k], d[k:]) for k in range(nlags + 1)])
     if adjusted:
-        sums = sums * (n / (n - np.arange(int(nlags) + 1)))
+        sums = sums * (n / (n - np.arange(nlags + 1)))
     return sums / c0

@@ -4,9 +4,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from .._checks import choice, positive_int
-from .._keras import register_serializable
-from ._validate import as_series
+from .._checks import as_series, choice, integer, param_values
+from .._keras import model_config, register_serializable, weight_dtype
 
 TRENDS = ("c", "n")
 
@@ -21,14 +20,15 @@ class AutoRegression(keras.Model):
     gives the exact least-squares estimate instead and sets the weights to it.
 
     Parameters: "c" (trend="c" only) and "phi_1".."phi_p" (phi_i multiplies X_{t-i}); see
-    `params`. The weights are float64 by default so that an exact solve survives in them.
+    `params` and `set_params`. The weights are float64 by default (dtype: "float64" or
+    "float32") so that an exact solve survives in them.
     """
 
     def __init__(self, lags=1, trend="c", dtype="float64", **kwargs):
-        dtype = choice("dtype", dtype, ("float64", "float32"))
+        dtype = weight_dtype(dtype)
         super().__init__(dtype=dtype, **kwargs)
         self.weight_dtype = dtype
-        self.lags = positive_int("lags", lags)
+        self.lags = integer("lags", lags, minimum=1)
         self.trend = choice("trend", trend, TRENDS)
         self.build((None, self.lags))
 
@@ -59,20 +59,10 @@ class AutoRegression(keras.Model):
             list(np.asarray(self.phi, dtype=np.float64))
         return pd.Series(values, index=self.param_names, dtype=np.float64, name="params")
 
-    def set_params(self, params):
-        """Assign parameters given in `param_names` order (or as a Series / dict by name)."""
-        if isinstance(params, (dict, pd.Series)):
-            missing = [k for k in self.param_names if k not in params]
-            if missing:
-                raise ValueError(f"params lack {missing}; expected names {self.param_names}")
-            values = np.array([params[k] for k in self.param_names], dtype=np.float64)
-        else:
-            values = np.asarray(params, dtype=np.float64).ravel()
-        if values.shape != (len(self.param_names),) or not np.isfinite(values).all():
-            raise ValueError(
-                f"params must be {len(self.param_names)} finite numbers {self.param_names}, "
-                f"got {values!r}"
-            )
+    def set_params(self, values):
+        """Assign all parameters: from a mapping or Series by name, or from a sequence in
+        `param_names` order."""
+        values = param_values(self.param_names, values)
         if self.c is not None:
             self.c.assign(values[0])
         self.phi.assign(values[-self.lags:])
@@ -124,7 +114,7 @@ class AutoRegression(keras.Model):
         forecast origin, returns the regression's FitResult."""
         x, y = self.design(series)
         result = _least_squares(x, y, self.param_names, intercept=self.trend == "c")
-        self.set_params(np.asarray(result.params, dtype=np.float64))
+        self.set_params(result.params)
         self.set_history(as_series(series)[-self.lags:])
         return result
 
@@ -141,7 +131,7 @@ class AutoRegression(keras.Model):
         """Point forecasts for the next `steps` periods by the AR recursion: each forecast
         feeds back as a lagged value. history: the observed series (its last p values are
         used); default: the series last given to `solve`. Returns float64 (steps,)."""
-        steps = positive_int("steps", steps)
+        steps = integer("steps", steps, minimum=1)
         if history is None:
             past = np.asarray(self.last_values, dtype=np.float64)
             if np.isnan(past).any():
@@ -163,17 +153,7 @@ class AutoRegression(keras.Model):
         return out
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": self.weight_dtype,
-            "lags": self.lags,
-            "trend": self.trend,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        return model_config(self, super().get_config, lags=self.lags, trend=self.trend)
 
 
 def _least_squares(x, y, names, intercept):

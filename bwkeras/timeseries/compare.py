@@ -2,14 +2,37 @@
 import numpy as np
 import pandas as pd
 
-from .._checks import positive_int
-from ._validate import as_series
+from .._checks import as_series, integer
 from .ar import AutoRegression
 from .windows import supervised_split
 
 
-def _rmse(pred, truth):
+def rmse(pred, truth):
+    """Root mean squared error of `pred` against `truth` (same shape)."""
     return float(np.sqrt(np.mean((np.asarray(pred) - np.asarray(truth)) ** 2)))
+
+
+def one_step_baselines(series, data):
+    """Persistence and AR(p) one-step forecasts of the test windows of `data` (the
+    `supervised_split` of `series`), in the series' own units: {"persistence": ...,
+    "AR(p)": ...}. AR(p), p the window length, with a constant, is solved exactly on the
+    training observations and called directly, in float64."""
+    lags = data.x_test.shape[1]
+    x_test = data.scaler.inverse_transform(data.x_test)
+    ar = AutoRegression(lags=lags, trend="c")
+    ar.solve(as_series(series)[: data.train_end])
+    return {"persistence": x_test[:, -1], f"AR({lags})": np.asarray(ar(x_test))[:, 0]}
+
+
+def one_step_scores(predictions, truth):
+    """{model: forecasts} scored against `truth`: a DataFrame indexed by model with columns
+    rmse, ratio (rmse / the persistence rmse) and improvement (1 - ratio)."""
+    table = pd.DataFrame({"rmse": pd.Series({name: rmse(p, truth)
+                                             for name, p in predictions.items()})})
+    table.index.name = "model"
+    table["ratio"] = table["rmse"] / table.loc["persistence", "rmse"]
+    table["improvement"] = 1.0 - table["ratio"]
+    return table
 
 
 def one_step_comparison(series, lags=9, cells=("simple", "lstm", "gru"), units=32, epochs=200,
@@ -33,21 +56,16 @@ def one_step_comparison(series, lags=9, cells=("simple", "lstm", "gru"), units=3
 
     from ..models import RecurrentForecaster
 
-    lags = positive_int("lags", lags)
-    positive_int("epochs", epochs)
-    values = as_series(series)
+    lags = integer("lags", lags, minimum=1)
+    integer("epochs", epochs, minimum=1)
+    as_series(series)
     data = supervised_split(series, lags, horizon=1, validation=validation, test=test,
                             scale="standard")
     if len(data.x_test) == 0:
         raise ValueError(f"test={test!r} leaves no test windows to score; expected a fraction > 0 or a count >= 1")
     inverse = data.scaler.inverse_transform
     truth = inverse(data.y_test)[:, 0]
-    x_test = inverse(data.x_test)
-    rows = {"persistence": _rmse(x_test[:, -1], truth)}
-
-    ar = AutoRegression(lags=lags, trend="c")
-    ar.solve(values[: data.train_end])
-    rows[f"AR({lags})"] = _rmse(ar.predict(x_test, verbose=0)[:, 0], truth)
+    predictions = one_step_baselines(series, data)
 
     has_val = len(data.x_val) > 0
     for cell in cells:
@@ -61,13 +79,9 @@ def one_step_comparison(series, lags=9, cells=("simple", "lstm", "gru"), units=3
             validation_data=(data.x_val, data.y_val) if has_val else None,
             callbacks=callbacks, verbose=verbose,
         )
-        pred = inverse(model.predict(data.x_test, verbose=0))[:, 0]
-        rows[cell] = _rmse(pred, truth)
+        predictions[cell] = inverse(model.predict(data.x_test, verbose=0))[:, 0]
 
-    table = pd.DataFrame({"rmse": pd.Series(rows)})
-    table.index.name = "model"
-    table["ratio"] = table["rmse"] / table.loc["persistence", "rmse"]
-    table["improvement"] = 1.0 - table["ratio"]
+    table = one_step_scores(predictions, truth)
     first, last = (np.asarray(data.index_test)[[0, -1]].tolist() if len(data.index_test)
                    else (None, None))
     table.attrs.update({"n_train": len(data.x_train), "n_val": len(data.x_val),

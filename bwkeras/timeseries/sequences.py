@@ -1,9 +1,7 @@
 """Variable-length sequences with a label per step: padding and a synthetic task."""
-import numbers
-
 import numpy as np
 
-from .._checks import fraction, positive_int
+from .._checks import fraction, integer, real
 
 
 def pad_sequences(sequences, labels=None, value=0.0, label_value=0, maxlen=None):
@@ -23,8 +21,7 @@ def pad_sequences(sequences, labels=None, value=0.0, label_value=0, maxlen=None)
         sequences = list(sequences)
     if not isinstance(sequences, (list, tuple)) or not sequences:
         raise ValueError(f"sequences must be a non-empty list of arrays, got {type(sequences).__name__}")
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise ValueError(f"value must be a finite number, got {value!r}")
+    real("value", value)
     arrays = []
     for i, seq in enumerate(sequences):
         a = np.asarray(seq)
@@ -51,7 +48,7 @@ def pad_sequences(sequences, labels=None, value=0.0, label_value=0, maxlen=None)
     longest = int(lengths.max())
     if maxlen is None:
         maxlen = longest
-    maxlen = positive_int("maxlen", maxlen)
+    maxlen = integer("maxlen", maxlen, minimum=1)
     if longest > maxlen:
         raise ValueError(f"maxlen={maxlen} is shorter than the longest sequence ({longest} steps)")
     x = np.full((len(arrays), maxlen, widths.pop()), value, dtype=np.float32)
@@ -88,13 +85,12 @@ def regime_switching(n_sequences, min_length=20, max_length=60, n_regimes=2, sta
     are uniform on [min_length, max_length]. Returns (sequences, labels): lists of
     float32 arrays (T_i,) and int64 arrays (T_i,).
     """
-    n_sequences = positive_int("n_sequences", n_sequences)
-    min_length = positive_int("min_length", min_length)
-    max_length = positive_int("max_length", max_length, minimum=min_length)
-    n_regimes = positive_int("n_regimes", n_regimes, minimum=2)
+    n_sequences = integer("n_sequences", n_sequences, minimum=1)
+    min_length = integer("min_length", min_length, minimum=1)
+    max_length = integer("max_length", max_length, minimum=min_length)
+    n_regimes = integer("n_regimes", n_regimes, minimum=2)
     stay = fraction("stay", stay)
-    if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not noise > 0:
-        raise ValueError(f"noise must be a positive number, got {noise!r}")
+    noise = real("noise", noise, low=0, low_open=True)
     rng = np.random.default_rng(seed)
     means = np.linspace(-1.0, 1.0, n_regimes)
     sequences, labels = [], []

@@ -2,15 +2,30 @@
 fitted on the training part only."""
 import dataclasses
 import math
-import numbers
 
 import numpy as np
 import pandas as pd
 
-from .._checks import choice, positive_int
-from ._validate import as_series, index_of
+from .._checks import as_series, choice, fraction, integer, is_integer, real
 
 SCALERS = ("standard", "minmax")
+
+
+def _index_of(series, n):
+    """The index labels of a pandas series, else positions 0..n-1."""
+    if isinstance(series, (pd.Series, pd.DataFrame)):
+        return series.index
+    return pd.RangeIndex(n)
+
+
+def _windowing(series, lags, horizon, stride):
+    """The series as float64 values and the checked window sizes, or ValueError."""
+    lags = integer("lags", lags, minimum=1)
+    horizon = integer("horizon", horizon, minimum=1)
+    stride = integer("stride", stride, minimum=1)
+    values = as_series(series, min_length=lags + horizon,
+                       why=f"lags + horizon = {lags} + {horizon} for one window")
+    return values, lags, horizon, stride
 
 
 def _window_count(n, lags, horizon, stride):
@@ -27,11 +42,7 @@ def windows(series, lags, horizon=1, stride=1, as_dataset=False, batch_size=32):
     float64; or, with as_dataset=True, a tf.data.Dataset of (X, y) batches of
     `batch_size` windows (not shuffled: shuffle the training part yourself if you want).
     """
-    lags = positive_int("lags", lags)
-    horizon = positive_int("horizon", horizon)
-    stride = positive_int("stride", stride)
-    values = as_series(series, min_length=lags + horizon,
-                       why=f"lags + horizon = {lags} + {horizon} for one window")
+    values, lags, horizon, stride = _windowing(series, lags, horizon, stride)
     count = _window_count(len(values), lags, horizon, stride)
     starts = np.arange(count) * stride
     x = values[starts[:, None] + np.arange(lags)[None, :]]
@@ -40,20 +51,14 @@ def windows(series, lags, horizon=1, stride=1, as_dataset=False, batch_size=32):
         return x, y
     import tensorflow as tf
 
-    batch_size = positive_int("batch_size", batch_size)
+    batch_size = integer("batch_size", batch_size, minimum=1)
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
 
 
 def _part_size(name, value, n):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a fraction in [0, 1) or a count, got {value!r}")
-    if isinstance(value, numbers.Integral):
-        if not 0 <= value < n:
-            raise ValueError(f"{name} must be a count in [0, {n}) for {n} samples, got {value!r}")
-        return int(value)
-    if not (math.isfinite(value) and 0.0 <= value < 1.0):
-        raise ValueError(f"{name} must be a fraction in [0, 1) or a count, got {value!r}")
-    return int(round(value * n))
+    if is_integer(value):
+        return integer(name, value, 0, n - 1, expected=f"a count in [0, {n}) for {n} samples")
+    return int(round(fraction(name, value, expected="a fraction in [0, 1) or a count") * n))
 
 
 def split_sizes(n, validation=0.15, test=0.15, gap=0):
@@ -62,7 +67,7 @@ def split_sizes(n, validation=0.15, test=0.15, gap=0):
     least one sample."""
     n_val = _part_size("validation", validation, n)
     n_test = _part_size("test", test, n)
-    gap = positive_int("gap", gap, minimum=0)
+    gap = integer("gap", gap, minimum=0)
     gaps = gap * ((n_val > 0) + (n_test > 0))
     n_train = n - n_val - n_test - gaps
     if n_train < 1:
@@ -140,7 +145,16 @@ class Scaler:
         return self.fit(x).transform(x)
 
     def get_config(self):
+        """The method and the fitted statistics (None before `fit`); `from_config` restores both."""
         return {"method": self.method, "center": self.center_, "scale": self.scale_}
+
+    @classmethod
+    def from_config(cls, config):
+        scaler = cls(config["method"])
+        if config.get("center") is not None:
+            scaler.center_ = real("center", config["center"])
+            scaler.scale_ = real("scale", config["scale"], low=0, low_open=True)
+        return scaler
 
     def __repr__(self):
         return f"Scaler(method={self.method!r}, center={self.center_!r}, scale={self.scale_!r})"
@@ -180,11 +194,7 @@ def supervised_split(series, lags, horizon=1, stride=1, validation=0.15, test=0.
     fitted on the observations the training windows cover and applied to the whole
     series before windowing. Returns a `SupervisedData`.
     """
-    lags = positive_int("lags", lags)
-    horizon = positive_int("horizon", horizon)
-    stride = positive_int("stride", stride)
-    values = as_series(series, min_length=lags + horizon,
-                       why=f"lags + horizon = {lags} + {horizon} for one window")
+    values, lags, horizon, stride = _windowing(series, lags, horizon, stride)
     if scale is not None:
         choice("scale", scale, SCALERS)
     count = _window_count(len(values), lags, horizon, stride)
@@ -194,7 +204,7 @@ def supervised_split(series, lags, horizon=1, stride=1, validation=0.15, test=0.
     scaler = Scaler(scale).fit(values[:train_end]) if scale is not None else None
     scaled = scaler.transform(values) if scaler is not None else values
     x, y = windows(scaled, lags, horizon, stride)
-    labels = index_of(series, len(values))[np.arange(count) * stride + lags]
+    labels = _index_of(series, len(values))[np.arange(count) * stride + lags]
     x_tr, x_va, x_te, y_tr, y_va, y_te, i_tr, i_va, i_te = chronological_split(
         x, y, labels, validation=n_val, test=n_test, gap=gap
     )
