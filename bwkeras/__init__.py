@@ -16,8 +16,8 @@ __version__ = "0.1.0"
 _rank_env.apply_rank_defaults()
 
 _SUBMODULES = (
-    "activations", "config", "data", "datasets", "distributed", "batch", "models",
-    "plots", "regression", "timeseries",
+    "activations", "atomic", "batch", "callbacks", "checkpoints", "config", "data", "datasets",
+    "distributed", "models", "plots", "regression", "report", "runs", "timeseries", "training",
 )
 
 

@@ -26,7 +26,8 @@ import typing
 
 import numpy as np
 
-from bwkeras import config, datasets, models, plots, report, runs, training
+import bwkeras
+from bwkeras import config, datasets, plots, report, runs, training
 from bwkeras import distributed as dist
 from recipes import args as recipe_args
 
@@ -169,7 +170,6 @@ its training step.
 
 def main(argv=None):
     cfg, args = recipe_args.parse(CONFIG(), argv, description=__doc__)
-    from bwkeras.callbacks import TrainingClock  # Keras: imported once the recipe runs
     # Horovod: initialise (a no-op in a plain process) and pin one GPU per local rank.
     dist.init()
 
@@ -199,8 +199,9 @@ def main(argv=None):
         for rule in cfg.study.lr_rules:
             tag = f"batch{global_batch}-{rule}"
             training.set_seed(cfg.train.seed)
-            model = models.MLP(hidden_units=cfg.model.hidden_units, activation=cfg.model.activation,
-                               output="softmax", n_outputs=10)
+            model = bwkeras.models.MLP(hidden_units=cfg.model.hidden_units,
+                                       activation=cfg.model.activation, output="softmax",
+                                       n_outputs=10)
             # Horovod: the rate follows the global batch (all ranks' images per update),
             # whatever the number of ranks.
             lr = study_learning_rate(base_lr, rule, global_batch, cfg.study.base_batch)
@@ -209,7 +210,8 @@ def main(argv=None):
             model.compile(optimizer=dist.DistributedOptimizer(opt),
                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
             # The clock counts on from a resumed model's recorded training time.
-            clock = TrainingClock(previous=run.read_history(tag=tag).get("seconds", []))
+            clock = bwkeras.callbacks.TrainingClock(
+                previous=run.read_history(tag=tag).get("seconds", []))
             started = time.perf_counter()
             training.fit(
                 model, run, x_train, y_train, cfg.train, tag=tag,
@@ -218,7 +220,8 @@ def main(argv=None):
                 # Horovod: broadcast rank 0's initial state, average metrics, warm the rate
                 # up from the base batch's; then the clock, and history and checkpoints
                 # (rank 0 only) see the averaged metrics.
-                warmup_epochs=0, extra_callbacks=warmup(cfg.train.warmup_epochs, lr, base_lr) + [clock],
+                warmup_epochs=0,
+                extra_callbacks=warmup(cfg.train.warmup_epochs, lr, base_lr) + [clock],
                 validation_data=(x[test], y[test]), validation_batch_size=EVAL_BATCH,
                 # Horovod: no progress bars; rank 0 prints one line per run below.
                 verbose=0,
