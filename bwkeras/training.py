@@ -145,7 +145,7 @@ def prepare(model, run, sample=None, tag=None):
     return run.initial_epoch
 
 
-def callbacks(run, warmup_epochs=0.0, tag=None, extra=()):
+def callbacks(run, warmup_epochs=0.0, tag=None, extra=(), target_lr=None):
     """The callbacks for training a model into `run`, in the order they must run:
 
     1. broadcast of rank 0's initial state and averaging of the epoch metrics over ranks
@@ -157,6 +157,7 @@ def callbacks(run, warmup_epochs=0.0, tag=None, extra=()):
        training ends with the exit status batch scripts requeue on.
 
     `tag` keeps several models of one run apart: history-TAG.csv, checkpoints/TAG/.
+    `target_lr`: the rate the warmup ends at (default: the optimizer's when training begins).
     """
     import keras
 
@@ -164,7 +165,7 @@ def callbacks(run, warmup_epochs=0.0, tag=None, extra=()):
     from .callbacks import Checkpoint, HistoryCSV
     from .exit_codes import EXIT_PREEMPTED
 
-    out = dist.callbacks(warmup_epochs)
+    out = dist.callbacks(warmup_epochs, target_lr=target_lr)
     out += list(extra)
     out.append(HistoryCSV(run.history_path(tag), enabled=run.is_chief))
     out.append(Checkpoint(run.checkpoint_dir(tag), keep=run.settings.checkpoint_keep,
@@ -191,13 +192,25 @@ def fit(model, run, x, y=None, train=None, *, tag=None, extra_callbacks=(), batc
     from . import distributed as dist
 
     train = train if train is not None else TrainConfig()
-    initial_epoch = prepare(model, run, x[:1], tag=tag)
     warmup = train.warmup_epochs if warmup_epochs is None else warmup_epochs
+    # The rate the optimizer was made with, read before a resumed run's checkpoint replaces
+    # it by the part-warmed rate it was saved with: the warmup must still end at this one.
+    target_lr = _constant_learning_rate(model) if warmup else None
+    initial_epoch = prepare(model, run, x[:1], tag=tag)
     return model.fit(
         x, y, epochs=train.epochs, initial_epoch=initial_epoch,
         batch_size=train.batch_size if batch_size is None else batch_size,
-        shuffle=train.shuffle, callbacks=callbacks(run, warmup, tag=tag, extra=extra_callbacks),
+        shuffle=train.shuffle,
+        callbacks=callbacks(run, warmup, tag=tag, extra=extra_callbacks, target_lr=target_lr),
         verbose=dist.fit_verbosity(verbose), **fit_kwargs)
+
+
+def _constant_learning_rate(model):
+    """The compiled model's learning rate as a float, or None (no optimizer, a schedule)."""
+    import numpy as np
+
+    lr = getattr(getattr(model, "optimizer", None), "learning_rate", None)
+    return float(np.asarray(lr)) if hasattr(lr, "assign") else None
 
 
 def first_reached(values, seconds, target):

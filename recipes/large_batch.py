@@ -121,7 +121,8 @@ def warmup(warmup_epochs, lr, base_lr):
     when the rule did not raise the rate."""
     if warmup_epochs <= 0 or lr <= base_lr:
         return []
-    return [dist.LearningRateWarmup(warmup_epochs, factor=lr / base_lr)]
+    # target_lr: a model resumed mid-warmup restores a part-warmed rate; the ramp ends at lr.
+    return [dist.LearningRateWarmup(warmup_epochs, factor=lr / base_lr, target_lr=lr)]
 
 
 def _shown(rows, columns=None):

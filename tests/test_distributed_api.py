@@ -172,3 +172,61 @@ def test_wrapped_optimizer_saves_and_loads_as_the_plain_one(tmp_path):
     assert type(loaded.optimizer).__name__ == "Adam"
     assert type(loaded.optimizer).__module__.startswith("keras")
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def _ramp_model(lr):
+    model = keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(lr), loss="mse")
+    return model
+
+
+def _lr(model):
+    return float(np.asarray(model.optimizer.learning_rate))
+
+
+def test_warmup_resumed_by_a_second_fit_ends_at_the_target():
+    # SGD(0.2), factor 2, 2 warmup epochs of 4 steps. Interrupted after epoch 1, the
+    # optimizer holds the part-warmed 0.1375; a second fit (a new callback, as a script
+    # calling dist.callbacks() again makes) must still ramp to 0.2, not to 0.1375.
+    from bwkeras.distributed.keras_callbacks import LearningRateWarmup
+    x = np.zeros((8, 1), "float32")
+    model = _ramp_model(0.2)
+    model.fit(x, x, batch_size=2, epochs=1, verbose=0,
+              callbacks=[LearningRateWarmup(warmup_epochs=2, factor=2)])
+    assert _lr(model) == pytest.approx(0.2 * (1 + 3 / 8) / 2)   # mid-warmup
+    model.fit(x, x, batch_size=2, initial_epoch=1, epochs=3, verbose=0,
+              callbacks=[LearningRateWarmup(warmup_epochs=2, factor=2)])
+    assert _lr(model) == pytest.approx(0.2)
+    # The same callback fitted again keeps its target too.
+    model = _ramp_model(0.2)
+    warm = LearningRateWarmup(warmup_epochs=2, factor=2)
+    model.fit(x, x, batch_size=2, epochs=1, verbose=0, callbacks=[warm])
+    model.fit(x, x, batch_size=2, initial_epoch=1, epochs=2, verbose=0, callbacks=[warm])
+    assert _lr(model) == pytest.approx(0.2)
+
+
+def test_warmup_takes_a_rate_set_between_fits_as_the_new_target():
+    from bwkeras.distributed.keras_callbacks import LearningRateWarmup
+    x = np.zeros((8, 1), "float32")
+    model = _ramp_model(0.2)
+    model.fit(x, x, batch_size=2, epochs=1, verbose=0,
+              callbacks=[LearningRateWarmup(warmup_epochs=2, factor=2)])
+    model.optimizer.learning_rate.assign(0.05)          # the user's own choice
+    model.fit(x, x, batch_size=2, initial_epoch=1, epochs=3, verbose=0,
+              callbacks=[LearningRateWarmup(warmup_epochs=2, factor=2)])
+    assert _lr(model) == pytest.approx(0.05)
+
+
+def test_warmup_target_lr_serves_a_run_restored_mid_warmup():
+    # A checkpoint written mid-warmup restores the part-warmed rate into a fresh optimizer
+    # (another process: nothing remembered); the target comes from the caller.
+    from bwkeras.distributed.keras_callbacks import LearningRateWarmup
+    x = np.zeros((8, 1), "float32")
+    model = _ramp_model(0.1375)
+    model.fit(x, x, batch_size=2, initial_epoch=1, epochs=3, verbose=0,
+              callbacks=[LearningRateWarmup(warmup_epochs=2, factor=2, target_lr=0.2)])
+    assert _lr(model) == pytest.approx(0.2)
+    for bad in (0.0, -1.0, float("nan"), "0.2", True):
+        with pytest.raises(ValueError, match="target_lr must be a positive finite number"):
+            LearningRateWarmup(warmup_epochs=1, target_lr=bad)
+    assert dist.callbacks(warmup_epochs=1, target_lr=0.3)[-1].target_lr == 0.3

@@ -1,5 +1,6 @@
 """Callbacks that make `model.fit` data-parallel; `callbacks()` returns them in order."""
 import math
+import weakref
 
 import keras
 import numpy as np
@@ -13,12 +14,57 @@ def _optimizer_variables(optimizer):
     return list(variables() if callable(variables) else variables)
 
 
+# A prime, coprime to the modulus 2**31 - 2 by which Keras' TensorFlow backend reduces a
+# seed (Knuth's multiplicative-hashing constant).
+SEED_STRIDE = 2654435761
+_SEED_MODULUS = 2**31 - 2
+
+
+def seed_states(model):
+    """The state variables of the model's ``keras.random.SeedGenerator``s (dropout masks,
+    noise layers): on Keras 3 the model's variables that are not weights; none on Keras 2."""
+    weights = {id(w) for w in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
+def decorrelate_seed_generators(model, rank=None, states=None):
+    """Give every rank its own random stream after a broadcast made them all equal.
+
+    A SeedGenerator's state is (seed, counter), and each draw uses it and then steps the
+    counter; rank r moves the seed by r x SEED_STRIDE, so the ranks' (seed, counter) pairs
+    never meet and rank 0 keeps the stream of a single process. The result depends only on
+    the broadcast state and the rank: a rerun draws the same masks on every rank.
+    `states`: the seed-state variables to change (default: all of the model's).
+    """
+    r = runtime.rank() if rank is None else rank
+    if r == 0:
+        return
+    for state in seed_states(model) if states is None else states:
+        value = np.asarray(state.numpy() if hasattr(state, "numpy") else state)
+        seed = int(value[0]) % _SEED_MODULUS + r * SEED_STRIDE
+        if value.dtype.itemsize < 8:
+            seed %= 2**31 - 1
+        state.assign(np.array([seed] + [int(v) for v in value[1:]], dtype=value.dtype))
+
+
+def _has_weights(model):
+    if model.built:
+        return True
+    try:
+        return bool(model.trainable_variables)
+    except ValueError:  # Keras 2: an unbuilt model has no weights to list yet
+        return False
+
+
 class BroadcastInitialState(keras.callbacks.Callback):
     """Copy rank 0's model weights and optimizer state to every rank before the first update.
 
     Horovod's own callback broadcasts at the end of the first batch, after one update from
     unequal weights; here it happens in `on_train_begin`, so ranks that initialised with
-    different seeds train exactly like a single process.
+    different seeds train exactly like a single process. The broadcast copies the state of
+    the Keras 3 random seed generators too; each rank's is then moved off rank 0's
+    (:func:`decorrelate_seed_generators`), so the ranks draw different dropout masks, as
+    the samples of one process's global batch would.
     """
 
     def __init__(self, root_rank=0):
@@ -38,7 +84,7 @@ class BroadcastInitialState(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._pending = runtime.size() > 1
-        if self._pending and self.model.trainable_variables:
+        if self._pending and _has_weights(self.model):
             self._broadcast()
 
     def on_train_batch_end(self, batch, logs=None):
@@ -49,13 +95,21 @@ class BroadcastInitialState(keras.callbacks.Callback):
         if self._pending:
             self._broadcast()
 
+    def _model_variables(self):
+        """The model's variables to broadcast (all of them here)."""
+        return list(self.model.variables)
+
     def _broadcast(self):
         self._pending = False
         build_optimizer(self.model)
-        runtime.broadcast_variables(self.model.variables, self.root_rank, prefix="bcast.model")
+        variables = self._model_variables()
+        runtime.broadcast_variables(variables, self.root_rank, prefix="bcast.model")
         runtime.broadcast_variables(
             _optimizer_variables(self.model.optimizer), self.root_rank, prefix="bcast.opt"
         )
+        sent = {id(v) for v in variables}
+        decorrelate_seed_generators(
+            self.model, states=[v for v in seed_states(self.model) if id(v) in sent])
 
 
 class MetricAverage(keras.callbacks.Callback):
@@ -102,6 +156,11 @@ class ReplicaDigest(keras.callbacks.Callback):
             self.on_result({"ranks": len(self.digests), "agree": self.agree, "digests": self.digests})
 
 
+# optimizer -> (target rate, the rate a warmup last set): a later fit that finds the
+# optimizer still at that rate resumes the same ramp instead of taking it as its target.
+_RAMPS = weakref.WeakKeyDictionary()
+
+
 class LearningRateWarmup(keras.callbacks.Callback):
     """Goyal et al. (2017) gradual warmup: ramp the learning rate linearly, per batch,
     from lr / factor to the optimizer's (already scaled) lr over `warmup_epochs` epochs.
@@ -109,18 +168,31 @@ class LearningRateWarmup(keras.callbacks.Callback):
     factor: how many times the scaled lr exceeds the one to start from; default the number
     of ranks (lr scaled by the linear rule starts from the single-process rate). A study
     that scales lr by its own ratio (e.g. global batch / base batch) passes that ratio.
+
+    target_lr: the rate to end at. By default the optimizer's rate when training first
+    begins, kept from then on: a second `fit` (this callback or a new one) that starts
+    mid-warmup continues the ramp to the same target, unless the rate was changed in
+    between. A run resumed from a checkpoint written mid-warmup restores a part-warmed
+    rate, so pass the target (the rate the optimizer was made with), as
+    ``bwkeras.training.fit`` does.
     """
 
-    def __init__(self, warmup_epochs, steps_per_epoch=None, verbose=0, factor=None):
+    def __init__(self, warmup_epochs, steps_per_epoch=None, verbose=0, factor=None,
+                 target_lr=None):
         super().__init__()
         if factor is not None and (isinstance(factor, bool) or not isinstance(factor, (int, float))
                                    or not math.isfinite(factor) or factor < 1):
             raise ValueError(f"warmup factor must be a finite number >= 1 or None, got {factor!r}")
+        if target_lr is not None and (isinstance(target_lr, bool)
+                                      or not isinstance(target_lr, (int, float))
+                                      or not math.isfinite(target_lr) or target_lr <= 0):
+            raise ValueError(f"target_lr must be a positive finite number or None, got {target_lr!r}")
         self.warmup_epochs = warmup_epochs
         self.steps_per_epoch = steps_per_epoch
         self.verbose = verbose
         self.factor = factor
-        self.target_lr = None
+        self.target_lr = None if target_lr is None else float(target_lr)
+        self._explicit_target = target_lr is not None
         self._epoch = 0
 
     def _lr_variable(self):
@@ -133,8 +205,19 @@ class LearningRateWarmup(keras.callbacks.Callback):
         return lr
 
     def on_train_begin(self, logs=None):
-        self.target_lr = float(np.asarray(self._lr_variable()))
+        current = float(np.asarray(self._lr_variable()))
+        if not self._explicit_target:
+            ramp = _RAMPS.get(self.model.optimizer)
+            if ramp is not None and math.isclose(current, ramp[1], rel_tol=1e-6):
+                self.target_lr = ramp[0]    # still where a warmup left it: same target
+            else:
+                self.target_lr = current
         self.steps = self.steps_per_epoch or self.params.get("steps") or 1
+
+    def _set(self, value):
+        lr = self._lr_variable()
+        lr.assign(value)
+        _RAMPS[self.model.optimizer] = (self.target_lr, float(np.asarray(lr)))
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -145,21 +228,21 @@ class LearningRateWarmup(keras.callbacks.Callback):
             return
         n = runtime.size() if self.factor is None else self.factor
         factor = (1.0 + progress * (n - 1)) / n
-        self._lr_variable().assign(self.target_lr * factor)
+        self._set(self.target_lr * factor)
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 == math.ceil(self.warmup_epochs):
-            self._lr_variable().assign(self.target_lr)
+            self._set(self.target_lr)
             if self.verbose and runtime.is_chief():
                 print(f"\nEpoch {epoch + 1}: finished learning-rate warmup to {self.target_lr:g}.")
 
 
-def callbacks(warmup_epochs=0, steps_per_epoch=None, root_rank=0, verbose=0):
+def callbacks(warmup_epochs=0, steps_per_epoch=None, root_rank=0, verbose=0, target_lr=None):
     """The callbacks to pass to `fit`, in the order they must run.
 
     Put them BEFORE your own callbacks (checkpoints, CSV loggers...) so those see averaged
     metrics. Returns [broadcast of initial model and optimizer state, metric averaging,
-    learning-rate warmup (if warmup_epochs > 0)].
+    learning-rate warmup (if warmup_epochs > 0), ending at `target_lr` if given].
     """
     if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, (int, float)) \
             or not math.isfinite(warmup_epochs) or warmup_epochs < 0:
@@ -168,5 +251,6 @@ def callbacks(warmup_epochs=0, steps_per_epoch=None, root_rank=0, verbose=0):
         raise ValueError(f"steps_per_epoch must be a positive int or None, got {steps_per_epoch!r}")
     result = [BroadcastInitialState(root_rank=root_rank), MetricAverage()]
     if warmup_epochs > 0:
-        result.append(LearningRateWarmup(warmup_epochs, steps_per_epoch, verbose=verbose))
+        result.append(LearningRateWarmup(warmup_epochs, steps_per_epoch, verbose=verbose,
+                                         target_lr=target_lr))
     return result

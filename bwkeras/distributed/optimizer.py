@@ -75,6 +75,9 @@ class _DistributedMixin:
 
     _hvd_compression = None
     _hvd_passes = 1
+    # Accumulate the mean of the local gradients over the k passes (bwkeras), or their sum
+    # (Horovod's default, average_aggregated_gradients=False).
+    _hvd_average_passes = True
 
     def build(self, variables):
         super().build(variables)
@@ -88,7 +91,9 @@ class _DistributedMixin:
                 ]
                 self._hvd_micro_step = tf.Variable(0, dtype=tf.int64, trainable=False)
 
-    def _hvd_average(self, grads):
+    def _hvd_average(self, grads, variables):
+        """The gradients averaged over all ranks (one grouped allreduce); `variables` are
+        the ones they belong to, for reductions that treat some variables apart."""
         hvd = runtime.horovod()
         dense = [tf.convert_to_tensor(g) if g is not None else None for g in grads]
         present = [g for g in dense if g is not None]
@@ -103,18 +108,21 @@ class _DistributedMixin:
             self.build(list(trainable_variables))
             self.built = True
         grads = list(grads)
+        variables = list(trainable_variables if trainable_variables is not None
+                          else self._trainable_variables)
         if self._hvd_passes == 1:
-            return super().apply(self._hvd_average(grads), trainable_variables)
+            return super().apply(self._hvd_average(grads, variables), trainable_variables)
         k = self._hvd_passes
         for acc, g in zip(self._hvd_accumulators, grads):
             if g is not None:
-                acc.assign_add(tf.convert_to_tensor(g) / k)
+                g = tf.convert_to_tensor(g)
+                acc.assign_add(g / k if self._hvd_average_passes else g)
         self._hvd_micro_step.assign_add(1)
 
         def update():
             averaged = self._hvd_average(
                 [tf.identity(acc) if g is not None else None
-                 for acc, g in zip(self._hvd_accumulators, grads)]
+                 for acc, g in zip(self._hvd_accumulators, grads)], variables
             )
             super(_DistributedMixin, self).apply(averaged, trainable_variables)
             for acc in self._hvd_accumulators:
@@ -126,13 +134,26 @@ class _DistributedMixin:
         tf.cond(self._hvd_micro_step % k == 0, update, lambda: tf.constant(False))
 
 
-def _wrap_keras3(optimizer, compression, backward_passes_per_step):
-    base = type(optimizer)
+def _distributed_class(base, mixin=_DistributedMixin, **attributes):
     # Same name and module as the wrapped class: a saved model loads without bwkeras or
     # Horovod, as the plain optimizer.
-    cls = type(base.__name__, (_DistributedMixin, base), {
-        "__module__": base.__module__,
-        "_hvd_compression": compression if compression != "none" else None,
-        "_hvd_passes": backward_passes_per_step,
-    })
+    return type(base.__name__, (mixin, base), {"__module__": base.__module__, **attributes})
+
+
+def _wrap_keras3(optimizer, compression, backward_passes_per_step, mixin=_DistributedMixin,
+                 **attributes):
+    """A new optimizer of a dynamic subclass (`mixin` first) with `optimizer`'s config;
+    `attributes` become class attributes (e.g. ``_hvd_average_passes``)."""
+    cls = _distributed_class(type(optimizer), mixin,
+                             _hvd_compression=compression if compression != "none" else None,
+                             _hvd_passes=backward_passes_per_step, **attributes)
     return cls.from_config(optimizer.get_config())
+
+
+def _distribute_in_place(optimizer, mixin=_DistributedMixin, **attributes):
+    """Turn `optimizer` itself (built, with its state, e.g. just loaded) into a wrapped one
+    of one backward pass per update; returns it."""
+    if isinstance(optimizer, _DistributedMixin):
+        return optimizer
+    optimizer.__class__ = _distributed_class(type(optimizer), mixin, **attributes)
+    return optimizer

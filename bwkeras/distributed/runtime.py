@@ -17,13 +17,14 @@ def world_size_from_env():
     return _rank_env.world_size()
 
 
-def _import_horovod():
+def _import_horovod(why=None):
     try:
         import horovod.tensorflow as hvd
     except ImportError as exc:  # pragma: no cover - exercised only without Horovod
+        why = why or f"a launcher started {world_size_from_env()} processes"
         raise RuntimeError(
-            f"a launcher started {world_size_from_env()} processes but Horovod cannot be "
-            f"imported ({exc}); run `make setup` to build it against this TensorFlow"
+            f"{why} but Horovod cannot be imported ({exc}); run `make setup` to build it "
+            "against this TensorFlow"
         ) from exc
     return hvd
 
@@ -40,6 +41,25 @@ def init():
     _STATE["initialised"] = True
     _pin_gpu()
     return _STATE["hvd"]
+
+
+def init_horovod(comm=None, process_sets=None):
+    """Initialise Horovod itself, as ``horovod.tensorflow.init`` does: in a lone process
+    too (size 1), and without touching ``tf.config``, so a script that pins its GPU by
+    local rank afterwards still can. bwkeras.distributed then uses this Horovod.
+    Returns the ``horovod.tensorflow`` module."""
+    hvd = _import_horovod("hvd.init() was called")
+    hvd.init(comm=comm, process_sets=process_sets)
+    _STATE.update(initialised=True, hvd=hvd)
+    return hvd
+
+
+def shutdown():
+    """Shut Horovod down (if it runs); a later `init` / `init_horovod` starts afresh."""
+    hvd = _STATE["hvd"]
+    _STATE.update(initialised=False, hvd=None)
+    if hvd is not None:
+        hvd.shutdown()
 
 
 def cpu_threads():
