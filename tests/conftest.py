@@ -6,6 +6,48 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))  # tests/launch.py, tests/slurm_cluster.py
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cluster: runs across the nodes of the cluster in a box (tests/cluster.py)")
+
+
+@pytest.fixture(scope="session")
+def box():
+    """The cluster in a box, two nodes, for the whole session; removed at the end.
+
+    Skipped without root or its tools, except where BWKERAS_REQUIRE_CLUSTER=1 (CI): there
+    a skip would hide that multi-node was never tested, so it fails instead."""
+    import cluster
+
+    why = None
+    if os.geteuid() != 0:
+        why = "needs root (network namespaces)"
+    elif cluster.missing_tools():
+        why = f"missing {cluster.missing_tools()} (.ci/run installs them)"
+    if why:
+        if os.environ.get("BWKERAS_REQUIRE_CLUSTER") == "1":
+            pytest.fail(f"cluster in a box required but unavailable: {why}")
+        pytest.skip(f"cluster in a box: {why}")
+    box = cluster.Cluster(int(os.environ.get("BWKERAS_CLUSTER_NODES", "2")))
+    try:
+        box.up()
+        yield box
+    finally:
+        box.down()
+
+
+@pytest.fixture(scope="session")
+def box_slurm(box):
+    """Slurm across the box: slurmctld on node1, slurmd on every node."""
+    from slurm_cluster import missing_tools
+
+    missing = missing_tools()
+    if missing:
+        if os.environ.get("BWKERAS_REQUIRE_CLUSTER") == "1":
+            pytest.fail(f"Slurm required but missing {missing}")
+        pytest.skip(f"Slurm not installed (missing {missing}); .ci/run installs it")
+    return box.slurm()
+
+
 @pytest.fixture(scope="session")
 def slurm(tmp_path_factory):
     """A running single-node Slurm; skipped where its Debian packages are not installed."""

@@ -54,47 +54,99 @@ def _start_munge():
 
 
 class SlurmCluster:
-    def __init__(self, workdir):
+    """slurmctld and slurmd on this machine, or across the nodes of a cluster in a box.
+
+    nodes: None for this machine alone; else the box's nodes (tests/cluster.py), each with
+    `name`, `addr` and `popen(argv)` that runs a command inside the node. The controller
+    runs on the first node, one slurmd on every node.
+    """
+
+    def __init__(self, workdir, nodes=None, tmpfs="/tmp", slurmd_timeout=300):
         self.dir = Path(workdir)
-        self.host = socket.gethostname().split(".")[0]
+        self.nodes = nodes
+        self.host = nodes[0].name if nodes else socket.gethostname().split(".")[0]
+        self.names = [n.name for n in nodes] if nodes else [self.host]
         self.conf = self.dir / "slurm.conf"
+        self.tmpfs = tmpfs
+        self.slurmd_timeout = slurmd_timeout
         self.pids = []
 
     @property
     def env(self):
         return dict(os.environ, SLURM_CONF=str(self.conf))
 
-    def start(self):
-        for sub in ("state", "spool"):
-            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+    def _render(self):
+        if self.nodes:
+            # Every node has its own network namespace, so the default ports never clash.
+            ctld_host, ports = f"{self.host}({self.nodes[0].addr})", ("6817", "6818")
+            lines = [f"NodeName={n.name} NodeAddr={n.addr} CPUs={os.cpu_count()} RealMemory=4000 "
+                     "State=UNKNOWN" for n in self.nodes]
+        else:
+            ctld_host, ports = self.host, (str(_free_port()), str(_free_port()))
+            lines = [f"NodeName={self.host} CPUs={os.cpu_count()} RealMemory=4000 State=UNKNOWN"]
         text = (HERE / "slurm" / "slurm.conf.in").read_text()
-        for key, value in {"@HOST@": self.host, "@DIR@": str(self.dir), "@CPUS@": str(os.cpu_count()),
-                           "@CTLD_PORT@": str(_free_port()), "@D_PORT@": str(_free_port())}.items():
+        for key, value in {"@CTLD_HOST@": ctld_host, "@DIR@": str(self.dir), "@TMPFS@": self.tmpfs,
+                           "@CTLD_PORT@": ports[0], "@D_PORT@": ports[1],
+                           "@SLURMD_TIMEOUT@": str(self.slurmd_timeout),
+                           "@NODES@": "\n".join(lines), "@NODE_LIST@": ",".join(self.names)}.items():
             text = text.replace(key, value)
         self.conf.write_text(text)
+
+    def _daemon(self, name, node=None):
+        """Start slurmctld or slurmd (on `node` of a box) and return its pid."""
+        argv = [_sbin(name), "-f", str(self.conf)]
+        pid_file = self.dir / ("slurmctld.pid" if name == "slurmctld"
+                               else f"slurmd-{node.name if node else self.host}.pid")
+        pid_file.unlink(missing_ok=True)
+        if node is None:
+            subprocess.run(argv, check=True, timeout=30)
+        else:
+            node.popen(argv).wait(timeout=30)
+        for _ in range(100):
+            if pid_file.exists() and pid_file.read_text().strip():
+                return int(pid_file.read_text())
+            time.sleep(0.1)
+        raise RuntimeError(f"{name} wrote no pid file {pid_file}:\n{self.log()}")
+
+    def start(self):
+        (self.dir / "state").mkdir(parents=True, exist_ok=True)
+        self._render()
         munge_pid = _start_munge()
         if munge_pid:
             self.pids.append(munge_pid)
-        subprocess.run([_sbin("slurmctld"), "-f", str(self.conf)], check=True, timeout=30)
-        subprocess.run([_sbin("slurmd"), "-f", str(self.conf)], check=True, timeout=30)
-        for name in ("slurmctld", "slurmd"):
-            pid_file = self.dir / f"{name}.pid"
-            for _ in range(100):
-                if pid_file.exists() and pid_file.read_text().strip():
-                    break
-                time.sleep(0.1)
-            self.pids.append(int(pid_file.read_text()))
-        deadline = time.monotonic() + 60
+        first = self.nodes[0] if self.nodes else None
+        self.pids.append(self._daemon("slurmctld", first))
+        for node in self.nodes or [None]:
+            self.pids.append(self._daemon("slurmd", node))
+        self.wait_states({name: ("idle", "mixed", "allocated") for name in self.names}, timeout=60)
+        return self
+
+    def start_slurmd(self, node):
+        """(Re)start the slurmd of `node`, e.g. after the node was brought back."""
+        pid = self._daemon("slurmd", node)
+        self.pids.append(pid)
+        return pid
+
+    def node_states(self):
+        out = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %T"], capture_output=True, text=True,
+                             env=self.env, timeout=30)
+        return dict(line.split() for line in out.stdout.splitlines() if len(line.split()) == 2)
+
+    def wait_states(self, wanted, timeout=60):
+        """Wait until every node named in `wanted` is in one of its states (a state such
+        as "down*" counts as "down")."""
+        deadline = time.monotonic() + timeout
+        states = {}
         while time.monotonic() < deadline:
-            out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, env=self.env)
-            if out.returncode == 0 and out.stdout.strip() in ("idle", "mixed", "allocated"):
-                return self
+            states = self.node_states()
+            if all(states.get(n, "").rstrip("*~#!%$@^-") in ok for n, ok in wanted.items()):
+                return states
             time.sleep(0.3)
-        raise RuntimeError(f"Slurm node never became idle:\n{self.log()}")
+        raise RuntimeError(f"Slurm nodes not in {wanted} within {timeout} s: {states}\n{self.log()}")
 
     def log(self):
         parts = []
-        for name in ("slurmctld.log", "slurmd.log"):
+        for name in ["slurmctld.log"] + [f"slurmd-{n}.log" for n in self.names]:
             path = self.dir / name
             if path.exists():
                 parts.append(f"--- {name}\n" + "\n".join(path.read_text().splitlines()[-30:]))

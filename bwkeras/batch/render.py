@@ -5,6 +5,7 @@ Every user value in the script body goes through shlex.quote, so a job name such
 scheduler, never by the shell, and JobSpec already refused line breaks in them.
 """
 import shlex
+import sys
 
 from .spec import EXIT_PREEMPTED
 
@@ -74,6 +75,10 @@ def render_slurm(spec):
     if spec.launcher == "srun":
         # Horovod built with MPI: srun starts the ranks and PMIx wires them up.
         launch = f"srun --mpi=pmix --ntasks={spec.ntasks} --ntasks-per-node={spec.tasks_per_node} {_command(spec)}"
+    elif spec.launcher == "srun-gloo":
+        # Gloo without MPI or ssh: srun starts the ranks, the wrapper runs the rendezvous.
+        launch = (f"{q(sys.executable)} -m bwkeras.distributed.srun_gloo --ntasks {spec.ntasks} "
+                  f"--ntasks-per-node {spec.tasks_per_node} -- {_command(spec)}")
     elif spec.launcher == "horovodrun":
         # Gloo: horovodrun needs host:slots for every node of the allocation.
         lines.append(

@@ -7,7 +7,7 @@ from .._checks import integer
 from ..exit_codes import EXIT_PREEMPTED  # noqa: F401  (re-exported for the renderers)
 
 SCHEDULERS = ("slurm", "pbs")
-LAUNCHERS = {"slurm": ("srun", "horovodrun", "mpirun"), "pbs": ("aprun", "mpirun")}
+LAUNCHERS = {"slurm": ("srun", "srun-gloo", "horovodrun", "mpirun"), "pbs": ("aprun", "mpirun")}
 DEFAULT_LAUNCHER = {"slurm": "srun", "pbs": "aprun"}
 
 _TIME = re.compile(r"^(?:(\d+)-)?(\d{1,3}):([0-5]\d):([0-5]\d)$")

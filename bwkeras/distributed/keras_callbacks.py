@@ -132,28 +132,36 @@ class MetricAverage(keras.callbacks.Callback):
 
 
 class ReplicaDigest(keras.callbacks.Callback):
-    """At the end of training, a SHA-256 of every rank's weights, gathered on all ranks.
+    """At the end of training, a SHA-256 of every rank's weights and the host it ran on,
+    gathered on all ranks.
 
-    `digests` lists them in rank order and `agree` says whether all ranks hold identical
-    weights, the invariant of data-parallel training; `on_result(dict)` runs on the chief.
+    `digests` and `hosts` list them in rank order and `agree` says whether all ranks hold
+    identical weights, the invariant of data-parallel training; `on_result(dict)` runs on
+    the chief.
     """
 
     def __init__(self, on_result=None):
         super().__init__()
         self.on_result = on_result
         self.digests = None
+        self.hosts = None
         self.agree = None
 
     def on_train_end(self, logs=None):
         import hashlib
+        import socket
 
         h = hashlib.sha256()
         for w in self.model.get_weights():
             h.update(np.ascontiguousarray(w).tobytes())
-        self.digests = runtime.allgather_object(h.hexdigest(), name="replica.digest")
+        # One collective for both: every rank reaches it at the same point.
+        gathered = runtime.allgather_object((h.hexdigest(), socket.gethostname()), name="replica.digest")
+        self.digests = [d for d, _ in gathered]
+        self.hosts = [host for _, host in gathered]
         self.agree = len(set(self.digests)) == 1
         if self.on_result is not None and runtime.is_chief():
-            self.on_result({"ranks": len(self.digests), "agree": self.agree, "digests": self.digests})
+            self.on_result({"ranks": len(self.digests), "agree": self.agree, "digests": self.digests,
+                            "hosts": self.hosts})
 
 
 # optimizer -> (target rate, the rate a warmup last set): a later fit that finds the

@@ -35,6 +35,7 @@ def init():
         return _STATE["hvd"]
     world = world_size_from_env()
     if world is not None and world > 1:
+        _rank_env.check_interfaces()
         hvd = _import_horovod()
         hvd.init()
         _STATE["hvd"] = hvd
@@ -48,6 +49,7 @@ def init_horovod(comm=None, process_sets=None):
     too (size 1), and without touching ``tf.config``, so a script that pins its GPU by
     local rank afterwards still can. bwkeras.distributed then uses this Horovod.
     Returns the ``horovod.tensorflow`` module."""
+    _rank_env.check_interfaces()
     hvd = _import_horovod("hvd.init() was called")
     hvd.init(comm=comm, process_sets=process_sets)
     _STATE.update(initialised=True, hvd=hvd)

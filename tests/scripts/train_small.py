@@ -8,6 +8,7 @@ argv: n_samples per_rank_batch epochs compression passes [kill_rank_at_epoch]
 """
 import json
 import os
+import socket
 import sys
 
 import numpy as np
@@ -64,6 +65,11 @@ with open(os.path.join(os.environ["OUT_DIR"], f"rank{rank}.json"), "w") as f:
     json.dump({
         "rank": rank,
         "size": size,
+        "host": socket.gethostname(),
+        # how the ranks were wired (bwkeras sets these from the route when the user did not)
+        "controller": os.environ.get("HOROVOD_CONTROLLER"),
+        "gloo_iface": os.environ.get("HOROVOD_GLOO_IFACE"),
+        "btl_tcp_if_include": os.environ.get("OMPI_MCA_btl_tcp_if_include"),
         "n_local": int(len(x_local)),
         "initial": [w.tolist() for w in initial],
         "weights": [w.tolist() for w in model.get_weights()],
