@@ -109,7 +109,8 @@ class SlurmCluster:
         raise RuntimeError(f"{name} wrote no pid file {pid_file}:\n{self.log()}")
 
     def start(self):
-        (self.dir / "state").mkdir(parents=True, exist_ok=True)
+        for sub in ["state"] + [f"spool-{name}" for name in self.names]:
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
         self._render()
         munge_pid = _start_munge()
         if munge_pid:

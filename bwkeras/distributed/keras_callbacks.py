@@ -249,7 +249,8 @@ def callbacks(warmup_epochs=0, steps_per_epoch=None, root_rank=0, verbose=0, tar
     """The callbacks to pass to `fit`, in the order they must run.
 
     Put them BEFORE your own callbacks (checkpoints, CSV loggers...) so those see averaged
-    metrics. Returns [broadcast of initial model and optimizer state, metric averaging,
+    metrics. Returns [the stall watchdog (several ranks, BWKERAS_STALL_SECONDS > 0),
+    broadcast of initial model and optimizer state, metric averaging,
     learning-rate warmup (if warmup_epochs > 0), ending at `target_lr` if given].
     """
     if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, (int, float)) \
@@ -258,6 +259,12 @@ def callbacks(warmup_epochs=0, steps_per_epoch=None, root_rank=0, verbose=0, tar
     if steps_per_epoch is not None and (not isinstance(steps_per_epoch, int) or steps_per_epoch < 1):
         raise ValueError(f"steps_per_epoch must be a positive int or None, got {steps_per_epoch!r}")
     result = [BroadcastInitialState(root_rank=root_rank), MetricAverage()]
+    if runtime.size() > 1:
+        from .watchdog import StallWatchdog, stall_seconds
+
+        if stall_seconds() > 0:
+            # First: it watches everything after it, the other callbacks' collectives included.
+            result.insert(0, StallWatchdog())
     if warmup_epochs > 0:
         result.append(LearningRateWarmup(warmup_epochs, steps_per_epoch, verbose=verbose,
                                          target_lr=target_lr))

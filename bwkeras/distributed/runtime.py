@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _rank_env
 
-_STATE = {"initialised": False, "hvd": None}
+_STATE = {"initialised": False, "hvd": None, "hosts": None}
 
 
 def world_size_from_env():
@@ -39,6 +39,7 @@ def init():
         hvd = _import_horovod()
         hvd.init()
         _STATE["hvd"] = hvd
+        _gather_hosts(hvd)
     _STATE["initialised"] = True
     _pin_gpu()
     return _STATE["hvd"]
@@ -53,13 +54,30 @@ def init_horovod(comm=None, process_sets=None):
     hvd = _import_horovod("hvd.init() was called")
     hvd.init(comm=comm, process_sets=process_sets)
     _STATE.update(initialised=True, hvd=hvd)
+    _gather_hosts(hvd)
     return hvd
+
+
+def _gather_hosts(hvd):
+    # Right after init, which every rank reaches at the same point: a message about a lost
+    # rank can then name its host without a collective (which would hang by then).
+    import socket
+
+    _STATE["hosts"] = list(hvd.allgather_object(socket.gethostname(), name="bwkeras.hosts"))
+
+
+def hosts():
+    """The host name of every rank, in rank order (this host alone in a single process)."""
+    import socket
+
+    init()
+    return _STATE["hosts"] or [socket.gethostname()]
 
 
 def shutdown():
     """Shut Horovod down (if it runs); a later `init` / `init_horovod` starts afresh."""
     hvd = _STATE["hvd"]
-    _STATE.update(initialised=False, hvd=None)
+    _STATE.update(initialised=False, hvd=None, hosts=None)
     if hvd is not None:
         hvd.shutdown()
 
