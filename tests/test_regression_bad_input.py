@@ -121,7 +121,7 @@ def test_solver_options():
         model.solve(X, Y, start={"c": 1.0})
     with pytest.raises(ValueError, match="no data-driven initial guess"):
         model.solve(X, Y, start="guess")
-    with pytest.raises(ValueError, match="max_iterations must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="max_iterations must be an integer >= 1 or None, got 0"):
         model.solve(X, Y, max_iterations=0)
     with pytest.raises(ValueError, match=r"tolerance must be a number in \(0, 1\), got 2"):
         model.solve(X, Y, tolerance=2)

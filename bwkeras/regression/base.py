@@ -198,7 +198,7 @@ class NonlinearFamily(RegressionModel):
         )
 
     def solve(self, x, y=None, *, start="current", batch_size=None, distributed=None,
-              max_iterations=200, tolerance=1e-10, verbose="auto"):
+              max_iterations=None, tolerance=1e-10, verbose="auto", acceleration=True):
         """The least-squares (or maximum-likelihood) fit by Levenberg-Marquardt in float64.
 
         start: "current" (the model's parameters, e.g. set from NIST starting values),
@@ -223,6 +223,6 @@ class NonlinearFamily(RegressionModel):
         result = levenberg_marquardt(
             self, x, y, start=theta0, objective=self.objective, batch_size=batch_size,
             distributed=distributed, max_iterations=max_iterations, tolerance=tolerance,
-            verbose=verbose,
+            verbose=verbose, acceleration=acceleration,
         )
         return self._finish(result)

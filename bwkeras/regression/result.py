@@ -44,6 +44,10 @@ class FitResult:
     iterations, converged: of the iterative solvers (1 and True for a direct QR solve).
     method: "qr" (orthogonal factorisation), "levenberg-marquardt" (least squares) or
     "fisher-scoring" (maximum likelihood, binary outcomes).
+    stop_reason: why the solve ended: "direct" (a direct QR solve), "relative_offset" or
+    "rounding" (converged: the relative offset met the tolerance, or R is minimal to
+    working precision), "iteration_budget", "step_too_small" or "no_decrease" (stopped
+    short; `message` says what to try). See `bwkeras.regression.lm_core`.
     For maximum-likelihood fits loglike is the log-likelihood, r_squared is McFadden's
     pseudo R^2 (1 - loglike / loglike of the intercept-only model) and the standard errors
     come from the inverse Fisher information, as in Stata and statsmodels' Logit.
@@ -62,6 +66,7 @@ class FitResult:
     method: str
     loglike: float = None
     message: str = ""
+    stop_reason: str = "direct"
 
     @property
     def param_names(self):
@@ -109,6 +114,7 @@ class FitResult:
             "n_obs": int(self.n_obs), "iterations": int(self.iterations),
             "converged": bool(self.converged), "method": self.method,
             "loglike": num(self.loglike), "message": self.message,
+            "stop_reason": self.stop_reason,
         }
 
     def __str__(self):
@@ -158,7 +164,7 @@ class Solution:
                    rss=float(rss), r_squared=float(r2), residual_sd=float(residual_sd),
                    loglike=float(loglike), iterations=int(iterations), converged=bool(converged))
 
-    def fit_result(self, names, n_obs, method, message=""):
+    def fit_result(self, names, n_obs, method, message="", stop_reason="direct"):
         """The FitResult for parameters `names` estimated from `n_obs` observations."""
         names = list(names)
         with np.errstate(invalid="ignore"):
@@ -171,4 +177,5 @@ class Solution:
             df_resid=int(n_obs - len(names)), n_obs=int(n_obs), iterations=self.iterations,
             converged=self.converged, method=method,
             loglike=None if np.isnan(self.loglike) else self.loglike, message=message,
+            stop_reason=stop_reason,
         )
