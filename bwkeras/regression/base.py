@@ -124,6 +124,10 @@ class RegressionModel(keras.Model):
     def _prepare_y(self, y, offset=0):
         return y
 
+    def _select_x(self, x):
+        """The model's input columns of a raw x (e.g. a DataFrame's, by name); default: x."""
+        return x
+
     def _inputs_tensor(self, inputs):
         x = tf.convert_to_tensor(inputs)
         if x.dtype != self.compute_dtype:
@@ -145,7 +149,7 @@ class RegressionModel(keras.Model):
         """f(x; theta) in float64 with the current parameters, as a numpy array."""
         from .blocks import check_finite
 
-        xa = self._prepare_x(as_float64("x", x))
+        xa = self._prepare_x(as_float64("x", self._select_x(x)))
         check_finite("x", xa)
         out = self._function(tf.constant(xa), self._split_params(self._param_vector()))
         return np.asarray(out, dtype=np.float64)

@@ -75,13 +75,15 @@ class BlockSource:
     or y=None and x a tf.data.Dataset / iterable yielding (x_batch, y_batch) pairs.
     prepare_x(array, offset) validates one x block's shape and returns it (float64);
     prepare_y(array, offset) checks a y block's values (e.g. 0/1 outcomes).
+    select_x(raw x) picks a model's input columns (e.g. from a DataFrame by name) first.
     Validation (finite values, matching lengths, shapes) happens as blocks are produced,
     so a streamed data set is checked in full without being held in memory.
     """
 
     def __init__(self, x, y=None, *, prepare_x, prepare_y=None, batch_size=None, name_x="x",
-                 name_y="y"):
+                 name_y="y", select_x=None):
         self.prepare_x = prepare_x
+        self.select_x = select_x or (lambda block: block)
         self.prepare_y = prepare_y or (lambda block, offset: block)
         self.batch_size = check_batch_size(batch_size)
         self.name_x, self.name_y = name_x, name_y
@@ -111,7 +113,7 @@ class BlockSource:
             self.n_rows = None
 
     def _validate_arrays(self, x, y):
-        xa = as_float64(self.name_x, x)
+        xa = as_float64(self.name_x, self.select_x(x))
         ya = as_float64(self.name_y, y)
         nx = xa.shape[0] if xa.ndim else None
         ny = ya.shape[0] if ya.ndim else None
@@ -140,7 +142,7 @@ class BlockSource:
                     f"{' of length %d' % len(element) if isinstance(element, (tuple, list)) else ''}); "
                     f"the data must yield (x_batch, y_batch)"
                 )
-            xb = as_float64(self.name_x, element[0])
+            xb = as_float64(self.name_x, self.select_x(element[0]))
             yb = as_float64(self.name_y, element[1])
             if xb.ndim == 0 or yb.ndim == 0:
                 raise ValueError(
