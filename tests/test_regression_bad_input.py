@@ -49,7 +49,7 @@ def test_streamed_data_are_checked_batch_by_batch():
     with pytest.raises(ValueError, match="batch the data set first"):
         model.solve(tf.data.Dataset.from_tensor_slices((X, Y)))
     with pytest.raises(ValueError, match=r"not an \(x, y\) pair"):
-        model.solve([(X, Y, Y)])
+        model.solve([(X, Y, Y, Y)])  # (x, y) or (x, y, weight) only
     with pytest.raises(ValueError, match="batch 1: x and y have different lengths"):
         model.solve([(X, Y), (X[:3], Y[:4])])
     with pytest.raises(TypeError, match="one-shot iterator"):

@@ -172,7 +172,8 @@ class LinearFamily(RegressionModel):
     def _design(self, x):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def solve(self, x, y=None, *, batch_size=None, distributed=None, rcond=None, verbose="auto"):
+    def solve(self, x, y=None, *, sample_weight=None, batch_size=None, distributed=None,
+              rcond=None, verbose="auto"):
         """The exact least-squares fit, by orthogonal factorisation in float64.
 
         x, y: arrays; or y=None and x a tf.data.Dataset / iterable of (x, y) batches,
@@ -181,13 +182,15 @@ class LinearFamily(RegressionModel):
         distributed=False solves this process's data alone. The solution is written into
         the model's weights. Raises ValueError for a rank-deficient design. verbose: rows
         read on stderr (rank 0) as a stream is solved (True, False, "auto": streams only).
+        sample_weight: weights >= 0 for arrays x, y, weighted least squares as statsmodels'
+        WLS (a stream carries them as the third element of each batch).
         """
         from .linear_solve import least_squares
 
         result = least_squares(
             x, y, param_names=self.param_names, intercept=True, design=self._design,
             prepare_x=self._prepare_x, batch_size=batch_size, distributed=distributed,
-            rcond=rcond, verbose=verbose,
+            rcond=rcond, verbose=verbose, sample_weight=sample_weight,
         )
         return self._finish(result)
 
@@ -201,7 +204,8 @@ class NonlinearFamily(RegressionModel):
             f"with set_params({{...}}) and solve with start='current'"
         )
 
-    def solve(self, x, y=None, *, start="current", batch_size=None, distributed=None,
+    def solve(self, x, y=None, *, start="current", sample_weight=None, batch_size=None,
+              distributed=None,
               max_iterations=None, tolerance=1e-10, verbose="auto", acceleration=True):
         """The least-squares (or maximum-likelihood) fit by Levenberg-Marquardt in float64.
 
@@ -209,9 +213,13 @@ class NonlinearFamily(RegressionModel):
         "guess" (a data-driven guess, see `initial_guess`), or a dict name -> value.
         The data are passed over several times: arrays, a tf.data.Dataset or a list of
         (x, y) batches (not a one-shot iterator). Returns a FitResult whose `converged` is
-        False, with a ConvergenceWarning, when the relative offset did not reach
-        `tolerance` within `max_iterations` accepted steps. The result (the last iterate if
-        not converged) is written into the model's weights.
+        False, with a ConvergenceWarning naming the reason (`stop_reason`) and what to try,
+        when the solve stopped short: neither the relative offset reached `tolerance` nor
+        R became minimal to working precision within `max_iterations` accepted steps
+        (default 1000 (p + 1), see `lm_core.default_budget`). The result (the last iterate if
+        not converged) is written into the model's weights. sample_weight: weights >= 0
+        for arrays x, y: minimise sum_i w_i (y_i - f_i)^2 (a stream carries them as the
+        third element of each batch). acceleration: geodesic acceleration (default on).
         """
         from .levenberg_marquardt import levenberg_marquardt
 
@@ -227,6 +235,6 @@ class NonlinearFamily(RegressionModel):
         result = levenberg_marquardt(
             self, x, y, start=theta0, objective=self.objective, batch_size=batch_size,
             distributed=distributed, max_iterations=max_iterations, tolerance=tolerance,
-            verbose=verbose, acceleration=acceleration,
+            verbose=verbose, acceleration=acceleration, sample_weight=sample_weight,
         )
         return self._finish(result)

@@ -127,7 +127,7 @@ def _weights(objective, f, y):
 
 def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", batch_size=None,
                         distributed=None, max_iterations=None, tolerance=1e-10, verbose="auto",
-                        acceleration=True):
+                        acceleration=True, sample_weight=None):
     """Fit `model` (a RegressionModel: `_function`, `param_names`, `group_shapes`,
     `_prepare_x`, `_prepare_y`) from the parameter vector `start` (default: its current
     parameters). Returns a FitResult; does not modify the model.
@@ -135,7 +135,9 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
     max_iterations: accepted steps allowed (default `lm_core.default_budget(p)`, a cap on
     runaway solves rather than a convergence rule). tolerance: the relative offset at which
     the solve has converged. acceleration: geodesic acceleration (Transtrum and Sethna
-    2012). verbose: report rows read per pass over streamed data on stderr (True, False or
+    2012). sample_weight: weights w_i >= 0 for arrays x, y (a stream carries them as a
+    third element of each batch): minimise sum_i w_i (y_i - f_i)^2 (or the weighted
+    log-likelihood). verbose: report rows read per pass over streamed data on stderr (True, False or
     "auto": streamed data only)."""
     choice("objective", objective, OBJECTIVES)
     names = model.param_names
@@ -157,7 +159,8 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
 
     def make_source():
         source = BlockSource(x, y, prepare_x=model._prepare_x, prepare_y=model._prepare_y,
-                             batch_size=batch_size, select_x=model._select_x)
+                             batch_size=batch_size, select_x=model._select_x,
+                             sample_weight=sample_weight)
         source.require_reiterable("a nonlinear solve")
         StreamProgress.for_source(source, "Levenberg-Marquardt", verbose)
         holder["source"] = source
@@ -179,9 +182,10 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
     def local_sums(theta_, jacobian):
         qr = IncrementalQR(p + 1) if jacobian else None
         obj = rss = ysum = fnoise = 0.0
+        weighted = sw = swy = swyy = 0.0
         n = 0
         ymoments = Moments(1)
-        for xb, yb in source:
+        for xb, yb, wb in source.weighted():
             fns = functions(xb)
             if jacobian:
                 f, J = (t.numpy() for t in fns.jacobian(xb, theta_))
@@ -190,6 +194,10 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
             if not np.isfinite(f).all():
                 return np.inf, None, None
             terms, r, w = _weights(objective, f, yb)
+            if wb is not None:
+                terms = terms * wb
+                root = np.sqrt(wb)
+                w = root if w is None else w * root
             obj += terms.sum()
             n += len(yb)
             if jacobian:
@@ -198,9 +206,12 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
                         f"the model's Jacobian is not finite at {dict(zip(names, theta_.tolist()))}; "
                         f"choose other starting values"
                     )
-                rss += (r * r).sum()
+                rss += (r * r).sum() if wb is None else (wb * r * r).sum()
                 ysum += yb.sum()
                 ymoments.add(yb)
+                wy = np.ones_like(yb) if wb is None else wb
+                weighted = max(weighted, float(wb is not None))
+                sw, swy, swyy = sw + wy.sum(), swy + (wy * yb).sum(), swyy + (wy * yb * yb).sum()
                 # Rounding of r: _NOISE_ULPS units in the last place of the sizes of f's
                 # terms, |f| and the |J_ij theta_j| (f's change when theta moves by itself).
                 df = _NOISE_ULPS * _EPS * (np.abs(f) + np.abs(J) @ np.abs(theta_))
@@ -208,7 +219,7 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
                     J, r, df = J * w[:, None], r * w, df * w
                 fnoise += (df * df).sum()
                 qr.add(np.column_stack([J, r]))
-        stats = np.array([obj, rss, n, ysum, fnoise])
+        stats = np.array([obj, rss, n, ysum, fnoise, weighted, sw, swy, swyy])
         return obj, stats, (qr.R if jacobian else None, ymoments.pack())
 
     def full_pass(theta_):
@@ -224,7 +235,7 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
         # R's rounding from f's: |sum 2 r_i df_i| <= 2 ||r|| ||df|| (weighted residuals).
         noise = 2.0 * np.hypot(R[p, p], np.linalg.norm(R[:p, p])) * np.sqrt(total[4])
         return Point(float(total[0]), R, float(noise),
-                     extra=(total[1], int(total[2]), total[3], ym))
+                     extra=(total[1], int(total[2]), total[3], ym, total[5:]))
 
     def objective_pass(theta_):
         obj, _, _ = reducer.run(local, theta_, False)
@@ -234,11 +245,11 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
     def local_curvature(theta_, v):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             g = np.zeros(p)
-            for xb, yb in source:
+            for xb, yb, wb in source.weighted():
                 fns = functions(xb)
-                c = np.ones(len(yb))
+                c = np.ones(len(yb)) if wb is None else wb
                 if objective == "bernoulli":
-                    c = _weights(objective, fns.values(xb, theta_).numpy(), yb)[2] ** 2
+                    c = c * _weights(objective, fns.values(xb, theta_).numpy(), yb)[2] ** 2
                 gb = fns.curvature(xb, theta_, v, c)
                 if not np.isfinite(gb).all():
                     return np.full(p, np.inf)
@@ -289,7 +300,7 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
 
 def _finish(state, theta, n, objective, p, iterations, converged):
     RJ = state.R[:p, :p]
-    state_rss, _, state_ysum, state_ymoments = state.extra
+    state_rss, _, state_ysum, state_ymoments, (weighted, sw, swy, swyy) = state.extra
     R_inv = np.linalg.solve(RJ, np.eye(p))
     df = n - p
     loglike = np.nan
@@ -297,13 +308,14 @@ def _finish(state, theta, n, objective, p, iterations, converged):
         rss = state.obj
         sigma2 = rss / df if df > 0 else np.nan
         cov = sigma2 * (R_inv @ R_inv.T)
-        tss = state_ymoments.m2[0]
+        # Weighted: sum w (y - ybar_w)^2, as statsmodels' WLS.
+        tss = swyy - swy * swy / sw if weighted else state_ymoments.m2[0]
         r2 = 1.0 - rss / tss if tss > 0 else np.nan
     else:
         rss = state_rss
         cov = R_inv @ R_inv.T
-        ybar = state_ysum / n
-        llnull = n * (_xlogx(ybar) + _xlogx(1.0 - ybar))
+        ybar = swy / sw if weighted else state_ysum / n
+        llnull = (sw if weighted else n) * (_xlogx(ybar) + _xlogx(1.0 - ybar))
         loglike = -state.obj / 2.0
         r2 = 1.0 - loglike / llnull if llnull < 0 else np.nan
     residual_sd = np.sqrt(rss / df) if df > 0 else np.nan
