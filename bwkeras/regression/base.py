@@ -147,21 +147,27 @@ class RegressionModel(keras.Model):
 
     def predict_float64(self, x):
         """f(x; theta) in float64 with the current parameters, as a numpy array."""
+        return self._predict_at(x, self._param_vector())
+
+    def _predict_at(self, x, theta):
+        """f(x; theta) in float64 for a parameter vector theta (in `param_names` order)."""
         from .blocks import check_finite
 
         xa = self._prepare_x(as_float64("x", self._select_x(x)))
         check_finite("x", xa)
-        out = self._function(tf.constant(xa), self._split_params(self._param_vector()))
-        return np.asarray(out, dtype=np.float64)
+        out = self._function(tf.constant(xa), self._split_params(np.asarray(theta, dtype=np.float64)))
+        return np.reshape(np.asarray(out, dtype=np.float64), (xa.shape[0],))
 
     def get_config(self):
         """Keras' base config (name, trainable, dtype); each family adds its arguments."""
         return model_config(self, super().get_config)
 
     # -- solving -------------------------------------------------------------------------
-    def _finish(self, result):
+    def _finish(self, result, x=None, y=None):
+        """Write the solution into the weights; the result keeps the model (and the data,
+        when they are arrays in memory, for resid and fittedvalues)."""
         self._assign_params(result.params.to_numpy())
-        return result
+        return result._with(model=self, data=None if y is None else (x, y))
 
 
 class LinearFamily(RegressionModel):
@@ -192,7 +198,7 @@ class LinearFamily(RegressionModel):
             prepare_x=self._prepare_x, batch_size=batch_size, distributed=distributed,
             rcond=rcond, verbose=verbose, sample_weight=sample_weight,
         )
-        return self._finish(result)
+        return self._finish(result, x, y)
 
 
 class NonlinearFamily(RegressionModel):
@@ -237,4 +243,4 @@ class NonlinearFamily(RegressionModel):
             distributed=distributed, max_iterations=max_iterations, tolerance=tolerance,
             verbose=verbose, acceleration=acceleration, sample_weight=sample_weight,
         )
-        return self._finish(result)
+        return self._finish(result, x, y)

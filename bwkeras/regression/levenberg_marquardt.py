@@ -182,7 +182,7 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
     def local_sums(theta_, jacobian):
         qr = IncrementalQR(p + 1) if jacobian else None
         obj = rss = ysum = fnoise = 0.0
-        weighted = sw = swy = swyy = 0.0
+        weighted = sw = swy = swyy = logw = 0.0
         n = 0
         ymoments = Moments(1)
         for xb, yb, wb in source.weighted():
@@ -211,6 +211,7 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
                 ymoments.add(yb)
                 wy = np.ones_like(yb) if wb is None else wb
                 weighted = max(weighted, float(wb is not None))
+                logw += 0.0 if wb is None else np.log(wb[wb > 0]).sum()
                 sw, swy, swyy = sw + wy.sum(), swy + (wy * yb).sum(), swyy + (wy * yb * yb).sum()
                 # Rounding of r: _NOISE_ULPS units in the last place of the sizes of f's
                 # terms, |f| and the |J_ij theta_j| (f's change when theta moves by itself).
@@ -219,7 +220,7 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
                     J, r, df = J * w[:, None], r * w, df * w
                 fnoise += (df * df).sum()
                 qr.add(np.column_stack([J, r]))
-        stats = np.array([obj, rss, n, ysum, fnoise, weighted, sw, swy, swyy])
+        stats = np.array([obj, rss, n, ysum, fnoise, weighted, sw, swy, swyy, logw])
         return obj, stats, (qr.R if jacobian else None, ymoments.pack())
 
     def full_pass(theta_):
@@ -300,7 +301,7 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
 
 def _finish(state, theta, n, objective, p, iterations, converged):
     RJ = state.R[:p, :p]
-    state_rss, _, state_ysum, state_ymoments, (weighted, sw, swy, swyy) = state.extra
+    state_rss, _, state_ysum, state_ymoments, (weighted, sw, swy, swyy, logw) = state.extra
     R_inv = np.linalg.solve(RJ, np.eye(p))
     df = n - p
     loglike = np.nan
@@ -321,7 +322,8 @@ def _finish(state, theta, n, objective, p, iterations, converged):
     residual_sd = np.sqrt(rss / df) if df > 0 else np.nan
     return Solution(params=theta, cov=cov, rss=float(rss), r_squared=float(r2),
                     residual_sd=float(residual_sd), loglike=float(loglike),
-                    iterations=int(iterations), converged=bool(converged))
+                    iterations=int(iterations), converged=bool(converged),
+                    log_weights=float(logw) if objective == "squared" else 0.0)
 
 
 def _xlogx(v):

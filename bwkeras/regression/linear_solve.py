@@ -19,6 +19,7 @@ representative block makes it well conditioned.
 builds the lag matrix and calls it with names "c", "phi_1", ...).
 """
 import itertools
+from dataclasses import replace
 
 import numpy as np
 
@@ -105,7 +106,7 @@ def least_squares(x, y=None, *, param_names, intercept=True, design=None, prepar
     def accumulate():
         qr = IncrementalQR(p + 1)
         ymoments = Moments(1)
-        any_weights = 0.0
+        any_weights = log_weights = 0.0
         for D, yb, wb in state["blocks"]:
             Z = (np.column_stack([D, yb]) - mu) / scale
             if intercept:
@@ -113,12 +114,14 @@ def least_squares(x, y=None, *, param_names, intercept=True, design=None, prepar
             if wb is not None:
                 Z = Z * np.sqrt(wb)[:, None]  # rows of sqrt(w) [1, X, y]: weighted LS
                 any_weights = 1.0
+                log_weights += np.log(wb[wb > 0]).sum()
             qr.add(Z)
             ymoments.add(yb)
-        return qr.R, ymoments.pack(), any_weights
+        return qr.R, ymoments.pack(), np.array([any_weights, log_weights])
 
-    R_local, ypack, any_weights = reducer.run(accumulate)
-    weighted = reducer.sum([any_weights])[0] > 0
+    R_local, ypack, weight_stats = reducer.run(accumulate)
+    weight_stats = reducer.sum(weight_stats)
+    weighted = weight_stats[0] > 0
     R = reducer.broadcast(IncrementalQR.combine(reducer.gather_rows(R_local), p + 1))
     ystats = Moments.unpack_all(reducer.gather_rows(ypack))
     n = int(ystats.n)
@@ -129,8 +132,9 @@ def least_squares(x, y=None, *, param_names, intercept=True, design=None, prepar
             f"{n} observation(s) cannot determine {p} parameters {names}: need at least {p}"
         )
     solution = _solve_from_r(R, n, names, intercept, mu, scale, ystats, rcond, weighted)
+    solution = replace(solution, log_weights=float(weight_stats[1]))
     solution = Solution.unpack(reducer.broadcast(solution.pack()), p)
-    return solution.fit_result(names, n, method="qr")
+    return solution.fit_result(names, n, method="qr", k_constant=int(bool(intercept)))
 
 
 def _design_block(build, xb, k, names, intercept):
