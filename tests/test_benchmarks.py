@@ -1,4 +1,5 @@
 """The benchmarks' arithmetic and figures (the measurements themselves run with `make bench`)."""
+import numpy as np
 import pytest
 
 from benchmarks import allreduce_bench, scaling_bench
@@ -49,3 +50,20 @@ def test_scaling_and_allreduce_figures(tmp_path):
     check_png(plots.save(bench_plots.allreduce_curves(allreduce), str(tmp_path / "allreduce.png")))
     with pytest.raises(ValueError, match="empty"):
         bench_plots.scaling_bars({"models": {}})
+
+
+def test_nist_benchmark_quick_run_reports_every_solver():
+    pytest.importorskip("scipy")
+    from benchmarks import nist_bench
+
+    assert nist_bench._lre([1.0, 2.0 + 2e-6], [1.0, 2.0]) == pytest.approx(6.0)
+    assert nist_bench._lre([np.nan], [1.0]) == -99.0
+    result = nist_bench.run(quick=True)
+    assert result["pairs"] == 2 * len(nist_bench.QUICK)
+    row = result["rows"][0]
+    assert set(nist_bench.SOLVERS) <= set(row)
+    for solver in nist_bench.SOLVERS:
+        assert {"lre_params", "lre_std_errors", "iterations", "seconds", "meets_bar"} <= set(row[solver])
+    # BoxBOD from start 1: bwkeras reaches the certified values, MINPACK with defaults does not.
+    boxbod = next(r for r in result["rows"] if r["problem"] == "BoxBOD" and r["start"] == 1)
+    assert boxbod["bwkeras"]["meets_bar"] and not boxbod["scipy-lm"]["meets_bar"]

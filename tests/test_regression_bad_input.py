@@ -49,7 +49,7 @@ def test_streamed_data_are_checked_batch_by_batch():
     with pytest.raises(ValueError, match="batch the data set first"):
         model.solve(tf.data.Dataset.from_tensor_slices((X, Y)))
     with pytest.raises(ValueError, match=r"not an \(x, y\) pair"):
-        model.solve([(X, Y, Y)])
+        model.solve([(X, Y, Y, Y)])  # (x, y) or (x, y, weight) only
     with pytest.raises(ValueError, match="batch 1: x and y have different lengths"):
         model.solve([(X, Y), (X[:3], Y[:4])])
     with pytest.raises(TypeError, match="one-shot iterator"):
@@ -121,7 +121,7 @@ def test_solver_options():
         model.solve(X, Y, start={"c": 1.0})
     with pytest.raises(ValueError, match="no data-driven initial guess"):
         model.solve(X, Y, start="guess")
-    with pytest.raises(ValueError, match="max_iterations must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="max_iterations must be an integer >= 1 or None, got 0"):
         model.solve(X, Y, max_iterations=0)
     with pytest.raises(ValueError, match=r"tolerance must be a number in \(0, 1\), got 2"):
         model.solve(X, Y, tolerance=2)

@@ -2,8 +2,8 @@
 
 One job covers several things, since each launch costs seconds: every rank passes its own
 shard and must get the same FitResult, equal to one process on all the data (LRE >= 10),
-for a streamed QR solve, a Levenberg-Marquardt solve and a maximum-likelihood logistic
-solve; GD, SGD and mini-batch SGD train through `fit` with Horovod; and a bad shard on one
+for a streamed QR solve, a Levenberg-Marquardt solve (one input; two inputs with weights
+in streamed batches) and a maximum-likelihood logistic solve; GD, SGD and mini-batch SGD train through `fit` with Horovod; and a bad shard on one
 rank makes every rank raise instead of hanging.
 """
 import numpy as np
@@ -46,6 +46,22 @@ x, y, _ = synthetic.parametric("b1*(1-exp(-b2*x))", {"b1": 240.0, "b2": 5.5e-4},
                                noise=0.1, x_range=(70.0, 800.0), seed=2)
 out["lm"] = pair(lambda: ParametricRegression("b1*(1-exp(-b2*x))", {"b1": 500.0, "b2": 1e-4},
                                               dtype="float64"), x, y, batch_size=64)
+
+# Two inputs and sample weights, streamed as (x, y, w) batches on each rank.
+rng = np.random.default_rng(6)
+x2 = np.column_stack([rng.uniform(1.0, 60.0, 400), rng.uniform(150.0, 300.0, 400)])
+w2 = rng.uniform(0.5, 2.0, 400)
+y2 = 2.5 - 0.5 * x2[:, 0] * np.exp(-0.01 * x2[:, 1]) + rng.normal(0.0, 0.05, 400) / np.sqrt(w2)
+used = (len(y2) // size) * size
+mine = np.arange(rank, used, size)
+def two_inputs():
+    return ParametricRegression("b1 - b2*x1*exp(-b3*x2)", {"b1": 2.0, "b2": 0.1, "b3": 0.02},
+                                inputs=("x1", "x2"), dtype="float64")
+batches = [(x2[mine][i:i + 50], y2[mine][i:i + 50], w2[mine][i:i + 50]) for i in range(0, len(mine), 50)]
+out["lm2w"] = {"dist": two_inputs().solve(batches).to_dict(),
+               "one": two_inputs().solve(x2[:used], y2[:used], sample_weight=w2[:used],
+                                         distributed=False).to_dict(),
+               "n_local": len(mine)}
 
 # Maximum-likelihood logistic regression (Fisher scoring).
 x, y, _ = synthetic.logistic(600, a=-0.5, b=[1.0, -2.0], outcome="bernoulli", seed=3)
@@ -100,7 +116,7 @@ def ranks(tmp_path_factory):
     return read_outputs(proc, 2)
 
 
-@pytest.mark.parametrize("problem", ["poly", "lm", "logit"])
+@pytest.mark.parametrize("problem", ["poly", "lm", "lm2w", "logit"])
 def test_every_rank_gets_the_one_process_result(ranks, problem):
     r0, r1 = ranks[0][problem], ranks[1][problem]
     assert ranks[0]["size"] == 2 and r0["n_local"] == r1["n_local"] > 0

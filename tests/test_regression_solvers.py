@@ -87,7 +87,7 @@ def test_ols_matches_statsmodels_including_the_summary():
     assert result.df_resid == ref.df_resid
     table = result.summary()
     assert list(table.index) == ["b", "m_1", "m_2", "m_3"]
-    assert list(table.columns) == ["coef", "std err", "t", "P>|t|"]
+    assert list(table.columns) == ["coef", "std err", "t", "P>|t|", "[0.025", "0.975]"]
     np.testing.assert_allclose(table["t"], ref.tvalues, rtol=1e-9)
     # p-values from the incomplete beta function against scipy's t distribution.
     np.testing.assert_allclose(table["P>|t|"], ref.pvalues, rtol=1e-6, atol=1e-300)
@@ -195,7 +195,7 @@ def test_solution_travels_as_one_vector_and_reads_back_whole():
     solution = Solution(params=np.array([1.5, -2.0]), cov=cov, rss=3.0, r_squared=0.9,
                         residual_sd=0.5, loglike=-7.25, iterations=12, converged=False)
     packed = solution.pack()
-    assert packed.dtype == np.float64 and packed.shape == (2 + 4 + 6,)
+    assert packed.dtype == np.float64 and packed.shape == (2 + 4 + 7,)
     back = Solution.unpack(packed, 2)
     np.testing.assert_array_equal(back.params, solution.params)
     np.testing.assert_array_equal(back.cov, cov)
@@ -208,5 +208,5 @@ def test_solution_travels_as_one_vector_and_reads_back_whole():
     plain = Solution(params=np.zeros(1), cov=np.ones((1, 1)), rss=1.0, r_squared=0.0,
                      residual_sd=1.0)
     assert Solution.unpack(plain.pack(), 1).fit_result(["a"], 3, "qr").loglike is None
-    with pytest.raises(ValueError, match=r"a packed Solution of 3 parameters has 18 values"):
+    with pytest.raises(ValueError, match=r"a packed Solution of 3 parameters has 19 values"):
         Solution.unpack(packed, 3)

@@ -124,6 +124,10 @@ class RegressionModel(keras.Model):
     def _prepare_y(self, y, offset=0):
         return y
 
+    def _select_x(self, x):
+        """The model's input columns of a raw x (e.g. a DataFrame's, by name); default: x."""
+        return x
+
     def _inputs_tensor(self, inputs):
         x = tf.convert_to_tensor(inputs)
         if x.dtype != self.compute_dtype:
@@ -143,21 +147,27 @@ class RegressionModel(keras.Model):
 
     def predict_float64(self, x):
         """f(x; theta) in float64 with the current parameters, as a numpy array."""
+        return self._predict_at(x, self._param_vector())
+
+    def _predict_at(self, x, theta):
+        """f(x; theta) in float64 for a parameter vector theta (in `param_names` order)."""
         from .blocks import check_finite
 
-        xa = self._prepare_x(as_float64("x", x))
+        xa = self._prepare_x(as_float64("x", self._select_x(x)))
         check_finite("x", xa)
-        out = self._function(tf.constant(xa), self._split_params(self._param_vector()))
-        return np.asarray(out, dtype=np.float64)
+        out = self._function(tf.constant(xa), self._split_params(np.asarray(theta, dtype=np.float64)))
+        return np.reshape(np.asarray(out, dtype=np.float64), (xa.shape[0],))
 
     def get_config(self):
         """Keras' base config (name, trainable, dtype); each family adds its arguments."""
         return model_config(self, super().get_config)
 
     # -- solving -------------------------------------------------------------------------
-    def _finish(self, result):
+    def _finish(self, result, x=None, y=None):
+        """Write the solution into the weights; the result keeps the model (and the data,
+        when they are arrays in memory, for resid and fittedvalues)."""
         self._assign_params(result.params.to_numpy())
-        return result
+        return result._with(model=self, data=None if y is None else (x, y))
 
 
 class LinearFamily(RegressionModel):
@@ -168,7 +178,8 @@ class LinearFamily(RegressionModel):
     def _design(self, x):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def solve(self, x, y=None, *, batch_size=None, distributed=None, rcond=None, verbose="auto"):
+    def solve(self, x, y=None, *, sample_weight=None, batch_size=None, distributed=None,
+              rcond=None, verbose="auto"):
         """The exact least-squares fit, by orthogonal factorisation in float64.
 
         x, y: arrays; or y=None and x a tf.data.Dataset / iterable of (x, y) batches,
@@ -177,15 +188,17 @@ class LinearFamily(RegressionModel):
         distributed=False solves this process's data alone. The solution is written into
         the model's weights. Raises ValueError for a rank-deficient design. verbose: rows
         read on stderr (rank 0) as a stream is solved (True, False, "auto": streams only).
+        sample_weight: weights >= 0 for arrays x, y, weighted least squares as statsmodels'
+        WLS (a stream carries them as the third element of each batch).
         """
         from .linear_solve import least_squares
 
         result = least_squares(
             x, y, param_names=self.param_names, intercept=True, design=self._design,
             prepare_x=self._prepare_x, batch_size=batch_size, distributed=distributed,
-            rcond=rcond, verbose=verbose,
+            rcond=rcond, verbose=verbose, sample_weight=sample_weight,
         )
-        return self._finish(result)
+        return self._finish(result, x, y)
 
 
 class NonlinearFamily(RegressionModel):
@@ -197,17 +210,22 @@ class NonlinearFamily(RegressionModel):
             f"with set_params({{...}}) and solve with start='current'"
         )
 
-    def solve(self, x, y=None, *, start="current", batch_size=None, distributed=None,
-              max_iterations=200, tolerance=1e-10, verbose="auto"):
+    def solve(self, x, y=None, *, start="current", sample_weight=None, batch_size=None,
+              distributed=None,
+              max_iterations=None, tolerance=1e-10, verbose="auto", acceleration=True):
         """The least-squares (or maximum-likelihood) fit by Levenberg-Marquardt in float64.
 
         start: "current" (the model's parameters, e.g. set from NIST starting values),
         "guess" (a data-driven guess, see `initial_guess`), or a dict name -> value.
         The data are passed over several times: arrays, a tf.data.Dataset or a list of
         (x, y) batches (not a one-shot iterator). Returns a FitResult whose `converged` is
-        False, with a ConvergenceWarning, when the relative offset did not reach
-        `tolerance` within `max_iterations` accepted steps. The result (the last iterate if
-        not converged) is written into the model's weights.
+        False, with a ConvergenceWarning naming the reason (`stop_reason`) and what to try,
+        when the solve stopped short: neither the relative offset reached `tolerance` nor
+        R became minimal to working precision within `max_iterations` accepted steps
+        (default 1000 (p + 1), see `lm_core.default_budget`). The result (the last iterate if
+        not converged) is written into the model's weights. sample_weight: weights >= 0
+        for arrays x, y: minimise sum_i w_i (y_i - f_i)^2 (a stream carries them as the
+        third element of each batch). acceleration: geodesic acceleration (default on).
         """
         from .levenberg_marquardt import levenberg_marquardt
 
@@ -223,6 +241,6 @@ class NonlinearFamily(RegressionModel):
         result = levenberg_marquardt(
             self, x, y, start=theta0, objective=self.objective, batch_size=batch_size,
             distributed=distributed, max_iterations=max_iterations, tolerance=tolerance,
-            verbose=verbose,
+            verbose=verbose, acceleration=acceleration, sample_weight=sample_weight,
         )
-        return self._finish(result)
+        return self._finish(result, x, y)

@@ -62,6 +62,20 @@ def as_response(name, value, offset=0):
     return y
 
 
+def check_weights(value, n, offset=0):
+    """sample_weight as a float64 (n,) array of finite weights >= 0."""
+    w = as_float64("sample_weight", value)
+    if w.ndim == 2 and w.shape[1] == 1:
+        w = w[:, 0]
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight must be one weight per sample, shape ({n},); got shape {w.shape}")
+    check_finite("sample_weight", w, offset)
+    bad = np.flatnonzero(w < 0)
+    if bad.size:
+        raise ValueError(f"sample_weight must be >= 0; got {float(w[bad[0]])!r} at row {offset + int(bad[0])}")
+    return w
+
+
 def check_batch_size(batch_size):
     if batch_size is None:
         return DEFAULT_BLOCK_ROWS
@@ -75,13 +89,15 @@ class BlockSource:
     or y=None and x a tf.data.Dataset / iterable yielding (x_batch, y_batch) pairs.
     prepare_x(array, offset) validates one x block's shape and returns it (float64);
     prepare_y(array, offset) checks a y block's values (e.g. 0/1 outcomes).
+    select_x(raw x) picks a model's input columns (e.g. from a DataFrame by name) first.
     Validation (finite values, matching lengths, shapes) happens as blocks are produced,
     so a streamed data set is checked in full without being held in memory.
     """
 
     def __init__(self, x, y=None, *, prepare_x, prepare_y=None, batch_size=None, name_x="x",
-                 name_y="y"):
+                 name_y="y", select_x=None, sample_weight=None):
         self.prepare_x = prepare_x
+        self.select_x = select_x or (lambda block: block)
         self.prepare_y = prepare_y or (lambda block, offset: block)
         self.batch_size = check_batch_size(batch_size)
         self.name_x, self.name_y = name_x, name_y
@@ -96,11 +112,19 @@ class BlockSource:
                     f"y is missing: pass solve(x, y) with arrays, or a tf.data.Dataset / "
                     f"iterable of (x, y) batches as the only argument (got {type(x).__name__})"
                 )
+        self._w = None
         if self.in_memory:
             self._x, self._y = self._validate_arrays(x, y)
             self.reiterable = True
             self.n_rows = len(self._y)
+            if sample_weight is not None:
+                self._w = check_weights(sample_weight, self.n_rows)
         else:
+            if sample_weight is not None:
+                raise TypeError(
+                    "sample_weight goes with arrays x, y; a streamed data set carries its "
+                    "weights in its batches: (x_batch, y_batch, weight_batch)"
+                )
             if not (_is_dataset(x) or hasattr(x, "__iter__")):
                 raise TypeError(
                     f"data must be arrays (x, y), a tf.data.Dataset or an iterable of (x, y) "
@@ -111,7 +135,7 @@ class BlockSource:
             self.n_rows = None
 
     def _validate_arrays(self, x, y):
-        xa = as_float64(self.name_x, x)
+        xa = as_float64(self.name_x, self.select_x(x))
         ya = as_float64(self.name_y, y)
         nx = xa.shape[0] if xa.ndim else None
         ny = ya.shape[0] if ya.ndim else None
@@ -134,13 +158,13 @@ class BlockSource:
     def _stream_blocks(self):
         offset = 0
         for i, element in enumerate(self._stream):
-            if not (isinstance(element, (tuple, list)) and len(element) == 2):
+            if not (isinstance(element, (tuple, list)) and len(element) in (2, 3)):
                 raise ValueError(
                     f"batch {i} of the data is not an (x, y) pair (got {type(element).__name__}"
                     f"{' of length %d' % len(element) if isinstance(element, (tuple, list)) else ''}); "
-                    f"the data must yield (x_batch, y_batch)"
+                    f"the data must yield (x_batch, y_batch) or (x_batch, y_batch, weight_batch)"
                 )
-            xb = as_float64(self.name_x, element[0])
+            xb = as_float64(self.name_x, self.select_x(element[0]))
             yb = as_float64(self.name_y, element[1])
             if xb.ndim == 0 or yb.ndim == 0:
                 raise ValueError(
@@ -157,20 +181,28 @@ class BlockSource:
             yb = self.prepare_y(as_response(self.name_y, yb, offset), offset)
             xb = self.prepare_x(xb, offset)
             check_finite(self.name_x, xb, offset)
-            yield xb, yb
+            wb = check_weights(element[2], len(yb), offset) if len(element) == 3 else None
+            yield xb, yb, wb
             offset += yb.shape[0]
 
     def __iter__(self):
+        for xb, yb, _ in self.weighted():
+            yield xb, yb
+
+    def weighted(self):
+        """(x_block, y_block, weight_block) triples; weight_block is None when unweighted."""
         if self.in_memory:
             step = self.batch_size
             for start in range(0, self.n_rows, step):
-                yield self._x[start:start + step], self._y[start:start + step]
+                stop = start + step
+                yield (self._x[start:stop], self._y[start:stop],
+                       None if self._w is None else self._w[start:stop])
             return
         progress = self.progress
         if progress is not None:
             progress.start_pass()
-        for xb, yb in self._stream_blocks():
-            yield xb, yb
+        for xb, yb, wb in self._stream_blocks():
+            yield xb, yb, wb
             if progress is not None:
                 progress.add(len(yb))
         if progress is not None:

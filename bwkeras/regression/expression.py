@@ -1,7 +1,7 @@
 """A safe parser for model formulas y = f(x; theta), built on Python's ``ast`` module.
 
 A formula such as ``"b1*(1-exp(-b2*x))"`` is parsed once into a small tree whose nodes are
-taken from a whitelist: numbers, the variable ``x``, the named parameters, the constant
+taken from a whitelist: numbers, the variable ``x`` (or the named inputs), the named parameters, the constant
 ``pi``, the operators ``+ - * / **`` (and unary ``+ -``), and the one-argument functions
 ``exp log sqrt sin cos arctan``. Anything else (attribute access, subscripts, other names,
 calls with keywords, lambdas, comparisons, strings...) is rejected with a ValueError that
@@ -63,15 +63,37 @@ def check_parameter_name(name):
     return name
 
 
+def check_variables(variables, param_names=()):
+    """Input names: a non-empty sequence of distinct identifiers, none of them a function,
+    a constant or a parameter name."""
+    if isinstance(variables, str) or not isinstance(variables, (list, tuple)):
+        raise TypeError(f"inputs must be a list or tuple of names such as ('x1', 'x2'), got {variables!r}")
+    names = tuple(variables)
+    if not names:
+        raise ValueError("inputs is empty: a formula needs at least one input variable such as 'x'")
+    for v in names:
+        if not isinstance(v, str) or not v.isidentifier() or keyword.iskeyword(v):
+            raise ValueError(f"input name {v!r} is not a valid identifier (letters, digits, _)")
+        if v in FUNCTIONS or v in CONSTANTS:
+            raise ValueError(f"input name {v!r} is reserved: the functions are {FUNCTIONS} and "
+                             f"the constants are {tuple(CONSTANTS)}")
+        if v in param_names:
+            raise ValueError(f"input name {v!r} is also a parameter name: rename one of them")
+    if len(set(names)) != len(names):
+        raise ValueError(f"input names repeat: {list(names)}")
+    return names
+
+
 class Expression:
-    """A parsed formula in the variable ``x`` and the parameters ``param_names``.
+    """A parsed formula in the variable ``x`` (or the input names ``variables``, e.g.
+    ``("x1", "x2")``) and the parameters ``param_names``.
 
     >>> e = Expression("b1*(1-exp(-b2*x))", ["b1", "b2"])
     >>> float(e.evaluate(np.array([2.0]), {"b1": 1.0, "b2": 0.5}, backend="numpy")[0])
     0.6321205588285577
     """
 
-    def __init__(self, text, param_names):
+    def __init__(self, text, param_names, variables=(VARIABLE,)):
         if not isinstance(text, str):
             raise TypeError(f"expression must be a string, got {type(text).__name__}: {text!r}")
         if not text.strip():
@@ -81,6 +103,7 @@ class Expression:
         self.param_names = tuple(check_parameter_name(p) for p in param_names)
         if len(set(self.param_names)) != len(self.param_names):
             raise ValueError(f"parameter names repeat: {list(self.param_names)}")
+        self.variables = check_variables(variables, self.param_names)
         self.text = text
         self._shown = text if len(text) <= 80 else text[:77] + "..."
         try:
@@ -115,8 +138,8 @@ class Expression:
             return ("const", float(value))
         if isinstance(node, ast.Name):
             name = node.id
-            if name == VARIABLE:
-                return ("x",)
+            if name in self.variables:
+                return ("x", self.variables.index(name))
             if name in CONSTANTS:
                 return ("const", CONSTANTS[name])
             if name in self.param_names:
@@ -124,8 +147,8 @@ class Expression:
             if name in FUNCTIONS:
                 raise ValueError(f"function {name!r} must be called, e.g. {name}(x), in {self._shown!r}")
             raise ValueError(
-                f"unknown name {name!r} in expression {self._shown!r}; allowed are the variable "
-                f"{VARIABLE!r}, the parameters {list(self.param_names)}, the constants "
+                f"unknown name {name!r} in expression {self._shown!r}; allowed are the "
+                f"variable(s) {list(self.variables)}, the parameters {list(self.param_names)}, the constants "
                 f"{list(CONSTANTS)} and the functions {list(FUNCTIONS)}"
             )
         if isinstance(node, ast.BinOp):
@@ -180,8 +203,9 @@ class Expression:
     # -- evaluation ----------------------------------------------------------------------
     def evaluate(self, x, params, backend="tensorflow"):
         """f(x; params). `params` maps each parameter name to a value (a scalar, or an array
-        that broadcasts against x). backend: "tensorflow" (ops on tensors, differentiable)
-        or "numpy"."""
+        that broadcasts against one column of x). x: shape (n,) for one variable, (n, k)
+        with one column per variable (in `variables` order) for several. backend:
+        "tensorflow" (ops on tensors, differentiable) or "numpy"."""
         if backend == "tensorflow":
             ops = _tensorflow_ops()
         elif backend == "numpy":
@@ -197,15 +221,16 @@ class Expression:
             if kind == "const":
                 return node[1]
             if kind == "x":
-                return x
+                return x if len(self.variables) == 1 else x[:, node[1]]
             if kind == "param":
                 return params[node[1]]
             return ops[node[1]](*(run(child) for child in node[2:]))
 
         out = run(self._tree)
-        if not hasattr(out, "shape") or getattr(out, "shape", ()) != getattr(x, "shape", None):
+        column = x if len(self.variables) == 1 else x[:, 0]
+        if not hasattr(out, "shape") or getattr(out, "shape", ()) != getattr(column, "shape", None):
             # A formula without x (e.g. "c") still yields one value per sample.
-            out = out + 0.0 * x
+            out = out + 0.0 * column
         return out
 
     def __repr__(self):

@@ -14,10 +14,9 @@ incremental QR of [J | r], so a step needs only the p x p R factor and Q^T r:
 Under a launcher the R factors are stacked over ranks and factorised again, the objective
 sums over ranks, and rank 0's step is broadcast, so all ranks follow one path.
 
-Convergence is Bates and Watts' relative offset, ||Q^T r|| / ||r|| <= tolerance (the
-residual is orthogonal to the tangent plane, not merely "the step got small"), or, when
-rounding hides further progress, the point where even the full Gauss-Newton step would
-lower R by less than R's own rounding error (64 eps R); that last step is still taken.
+The iteration (scaling, damping, geodesic acceleration, convergence and stopping rules)
+is `lm_core.iterate`, which sees the problem only through these passes; its docstring
+gives the rules and their sources.
 """
 import warnings
 
@@ -28,11 +27,17 @@ from .._checks import choice, integer, real
 from .blocks import BlockSource, StreamProgress
 from .collective import Reducer
 from .linear_solve import rank_check
+from .lm_core import ADVICE, STOP_REASONS, Point, default_budget, iterate
 from .result import Solution
 from .streaming import IncrementalQR, Moments
 
 OBJECTIVES = ("squared", "bernoulli")
 _EPS = np.finfo(np.float64).eps
+# Rounding of a residual y_i - f_i, in units of eps times the sizes of f's terms: y itself
+# carries the rounding of however it was computed (a few units) and f's evaluation adds a
+# few more; 16 bounds both with a margin. (NIST StRD results do not change between 1 and
+# 16: it matters only where residuals are pure rounding.)
+_NOISE_ULPS = 16
 _CLIP = 1e-15  # fitted probabilities are kept in [1e-15, 1 - 1e-15] (finite log-likelihood)
 
 
@@ -40,42 +45,74 @@ class ConvergenceWarning(UserWarning):
     """An iterative solve stopped before meeting its convergence criterion."""
 
 
-def _pieces(theta, shapes):
+def _split(theta, shapes):
+    """A float64 parameter vector (tensor) as the model's groups (scalars or vectors)."""
     out, i = [], 0
     for shape in shapes:
         size = shape[0] if shape else 1
-        out.append(np.asarray(theta[i:i + size], dtype=np.float64).reshape(shape))
+        out.append(tf.reshape(theta[i:i + size], shape))
         i += size
     return out
 
 
-def block_jacobian(function, shapes, x, theta):
-    """f(x; theta) and its Jacobian d f_i / d theta_j (n x p), float64, by reverse-mode
-    autodiff in one pass: each row gets its own copy of the parameters, so the gradient
-    of sum_i f_i with respect to row i's copy is row i of the Jacobian."""
-    n = x.shape[0]
-    tiled = [tf.constant(np.broadcast_to(piece, (n,) + piece.shape).copy())
-             for piece in _pieces(theta, shapes)]
-    xt = tf.constant(x)
-    with tf.GradientTape() as tape:
-        for t in tiled:
-            tape.watch(t)
-        f = function(xt, tiled)
-    grads = tape.gradient(f, tiled, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-    J = np.concatenate([np.reshape(g.numpy(), (n, -1)) for g in grads], axis=1)
-    return np.reshape(f.numpy(), (n,)), J
+class BlockFunctions:
+    """f, its Jacobian and its curvature along a direction on one block of rows, each a
+    tf.function traced once per model (rows of any number, float64 throughout).
 
+    values(x, theta) -> f (n,)
+    jacobian(x, theta) -> (f, J): J_ij = d f_i / d theta_j by reverse-mode autodiff in one
+        pass: each row gets its own copy of the parameters, so the gradient of sum_i f_i
+        with respect to row i's copy is row i of the Jacobian.
+    pullback(x, theta, w) -> J^T w, by one reverse pass of sum_i f_i w_i (w held fixed).
+    curvature(x, theta, v, c) -> J^T (c * f_vv): f_vv, the second directional derivative
+        of f along v, by the central difference (f(theta + h v) - 2 f + f(theta - h v)) / h^2
+        with h = 0.1, Transtrum and Sethna's choice (the acceleration needs f_vv to a few
+        digits, not to working precision); c a per-row weight.
+    """
 
-def block_values(function, shapes, x, theta):
-    f = function(tf.constant(x), [tf.constant(p) for p in _pieces(theta, shapes)])
-    return np.reshape(f.numpy(), (x.shape[0],))
+    def __init__(self, function, shapes, x_shape):
+        self.function, self.shapes = function, list(shapes)
+        p = sum(s[0] if s else 1 for s in self.shapes)
+        xs = tf.TensorSpec((None,) + tuple(x_shape[1:]), tf.float64)
+        ts = tf.TensorSpec((p,), tf.float64)
+        rows = tf.TensorSpec((None,), tf.float64)
+        self.values = tf.function(self._values, input_signature=[xs, ts])
+        self.jacobian = tf.function(self._jacobian, input_signature=[xs, ts])
+        self.pullback = tf.function(self._pullback, input_signature=[xs, ts, rows])
 
+    def _f(self, x, pieces):
+        return tf.reshape(self.function(x, pieces), (-1,))
 
-class _Pass:
-    """Sums over all rows (and ranks) at one parameter vector."""
+    def _values(self, x, theta):
+        return self._f(x, _split(theta, self.shapes))
 
-    def __init__(self, obj, R=None, rss=None, n=None, ysum=None, ymoments=None):
-        self.obj, self.R, self.rss, self.n, self.ysum, self.ymoments = obj, R, rss, n, ysum, ymoments
+    def _jacobian(self, x, theta):
+        n = tf.shape(x)[0]
+        tiled = [tf.broadcast_to(piece, tf.concat([[n], tf.shape(piece)], 0))
+                 for piece in _split(theta, self.shapes)]
+        with tf.GradientTape() as tape:
+            for t in tiled:
+                tape.watch(t)
+            f = self._f(x, tiled)
+        grads = tape.gradient(f, tiled, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        J = tf.concat([tf.reshape(g, (n, -1)) for g in grads], axis=1)
+        return f, J
+
+    def _pullback(self, x, theta, w):
+        pieces = _split(theta, self.shapes)
+        with tf.GradientTape() as tape:
+            tape.watch(pieces)
+            total = tf.reduce_sum(self._f(x, pieces) * w)
+        grads = tape.gradient(total, pieces, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return tf.concat([tf.reshape(g, (-1,)) for g in grads], axis=0)
+
+    def curvature(self, x, theta, v, c, h=0.1):
+        f0 = self.values(x, theta).numpy()
+        fvv = (self.values(x, theta + h * v).numpy() - 2.0 * f0
+               + self.values(x, theta - h * v).numpy()) / (h * h)
+        if not np.isfinite(fvv).all():
+            return np.full(len(theta), np.inf)
+        return self.pullback(x, theta, c * fvv).numpy()
 
 
 def _weights(objective, f, y):
@@ -89,16 +126,29 @@ def _weights(objective, f, y):
 
 
 def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", batch_size=None,
-                        distributed=None, max_iterations=200, tolerance=1e-10, verbose="auto"):
+                        distributed=None, max_iterations=None, tolerance=1e-10, verbose="auto",
+                        acceleration=True, sample_weight=None):
     """Fit `model` (a RegressionModel: `_function`, `param_names`, `group_shapes`,
     `_prepare_x`, `_prepare_y`) from the parameter vector `start` (default: its current
-    parameters). Returns a FitResult; does not modify the model. verbose: report rows read
-    per pass over streamed data on stderr (True, False or "auto": streamed data only)."""
+    parameters). Returns a FitResult; does not modify the model.
+
+    max_iterations: accepted steps allowed (default `lm_core.default_budget(p)`, a cap on
+    runaway solves rather than a convergence rule). tolerance: the relative offset at which
+    the solve has converged. acceleration: geodesic acceleration (Transtrum and Sethna
+    2012). sample_weight: weights w_i >= 0 for arrays x, y (a stream carries them as a
+    third element of each batch): minimise sum_i w_i (y_i - f_i)^2 (or the weighted
+    log-likelihood). verbose: report rows read per pass over streamed data on stderr (True, False or
+    "auto": streamed data only)."""
     choice("objective", objective, OBJECTIVES)
-    max_iterations = integer("max_iterations", max_iterations, minimum=1)
-    tolerance = real("tolerance", tolerance, 0, 1, low_open=True, high_open=True)
     names = model.param_names
     p = len(names)
+    if max_iterations is None:
+        max_iterations = default_budget(p)
+    max_iterations = integer("max_iterations", max_iterations, minimum=1,
+                             expected="an integer >= 1 or None")
+    tolerance = real("tolerance", tolerance, 0, 1, low_open=True, high_open=True)
+    if not isinstance(acceleration, bool):
+        raise TypeError(f"acceleration must be True or False, got {acceleration!r}")
     shapes = model.group_shapes
     theta = np.asarray(model._param_vector() if start is None else start, dtype=np.float64).ravel()
     if theta.shape != (p,) or not np.isfinite(theta).all():
@@ -109,13 +159,21 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
 
     def make_source():
         source = BlockSource(x, y, prepare_x=model._prepare_x, prepare_y=model._prepare_y,
-                             batch_size=batch_size)
+                             batch_size=batch_size, select_x=model._select_x,
+                             sample_weight=sample_weight)
         source.require_reiterable("a nonlinear solve")
         StreamProgress.for_source(source, "Levenberg-Marquardt", verbose)
         holder["source"] = source
 
     reducer.run(make_source)
     source = holder["source"]
+    compiled = {}
+
+    def functions(xb):
+        key = xb.shape[1:]
+        if key not in compiled:
+            compiled[key] = BlockFunctions(model._function, shapes, xb.shape)
+        return compiled[key]
 
     def local(theta_, jacobian):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -123,17 +181,23 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
 
     def local_sums(theta_, jacobian):
         qr = IncrementalQR(p + 1) if jacobian else None
-        obj = rss = ysum = 0.0
+        obj = rss = ysum = fnoise = 0.0
+        weighted = sw = swy = swyy = logw = 0.0
         n = 0
         ymoments = Moments(1)
-        for xb, yb in source:
+        for xb, yb, wb in source.weighted():
+            fns = functions(xb)
             if jacobian:
-                f, J = block_jacobian(model._function, shapes, xb, theta_)
+                f, J = (t.numpy() for t in fns.jacobian(xb, theta_))
             else:
-                f, J = block_values(model._function, shapes, xb, theta_), None
+                f, J = fns.values(xb, theta_).numpy(), None
             if not np.isfinite(f).all():
                 return np.inf, None, None
             terms, r, w = _weights(objective, f, yb)
+            if wb is not None:
+                terms = terms * wb
+                root = np.sqrt(wb)
+                w = root if w is None else w * root
             obj += terms.sum()
             n += len(yb)
             if jacobian:
@@ -142,127 +206,102 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
                         f"the model's Jacobian is not finite at {dict(zip(names, theta_.tolist()))}; "
                         f"choose other starting values"
                     )
-                rss += (r * r).sum()
+                rss += (r * r).sum() if wb is None else (wb * r * r).sum()
                 ysum += yb.sum()
                 ymoments.add(yb)
+                wy = np.ones_like(yb) if wb is None else wb
+                weighted = max(weighted, float(wb is not None))
+                logw += 0.0 if wb is None else np.log(wb[wb > 0]).sum()
+                sw, swy, swyy = sw + wy.sum(), swy + (wy * yb).sum(), swyy + (wy * yb * yb).sum()
+                # Rounding of r: _NOISE_ULPS units in the last place of the sizes of f's
+                # terms, |f| and the |J_ij theta_j| (f's change when theta moves by itself).
+                df = _NOISE_ULPS * _EPS * (np.abs(f) + np.abs(J) @ np.abs(theta_))
                 if w is not None:
-                    J, r = J * w[:, None], r * w
+                    J, r, df = J * w[:, None], r * w, df * w
+                fnoise += (df * df).sum()
                 qr.add(np.column_stack([J, r]))
-        stats = np.array([obj, rss, n, ysum])
+        stats = np.array([obj, rss, n, ysum, fnoise, weighted, sw, swy, swyy, logw])
         return obj, stats, (qr.R if jacobian else None, ymoments.pack())
 
     def full_pass(theta_):
         obj, stats, extra = reducer.run(local, theta_, True)
         flag = reducer.sum([0.0 if np.isfinite(obj) else 1.0])
         if flag[0] > 0:
-            return _Pass(np.inf)
+            return None
         total = reducer.sum(stats)
         # Rank 0's factor everywhere: every rank then takes the same decisions, even on
         # nodes whose BLAS would round the combining QR differently.
         R = reducer.broadcast(IncrementalQR.combine(reducer.gather_rows(extra[0]), p + 1))
         ym = Moments.unpack_all(reducer.gather_rows(extra[1]))
-        return _Pass(total[0], R, total[1], int(total[2]), total[3], ym)
+        # R's rounding from f's: |sum 2 r_i df_i| <= 2 ||r|| ||df|| (weighted residuals).
+        noise = 2.0 * np.hypot(R[p, p], np.linalg.norm(R[:p, p])) * np.sqrt(total[4])
+        return Point(float(total[0]), R, float(noise),
+                     extra=(total[1], int(total[2]), total[3], ym, total[5:]))
 
     def objective_pass(theta_):
         obj, _, _ = reducer.run(local, theta_, False)
         total = reducer.sum([obj if np.isfinite(obj) else np.inf])
         return float(total[0])
 
+    def local_curvature(theta_, v):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            g = np.zeros(p)
+            for xb, yb, wb in source.weighted():
+                fns = functions(xb)
+                c = np.ones(len(yb)) if wb is None else wb
+                if objective == "bernoulli":
+                    c = c * _weights(objective, fns.values(xb, theta_).numpy(), yb)[2] ** 2
+                gb = fns.curvature(xb, theta_, v, c)
+                if not np.isfinite(gb).all():
+                    return np.full(p, np.inf)
+                g += gb
+            return g
+
+    def curvature_pass(theta_, v):
+        g = reducer.sum(reducer.run(local_curvature, theta_, v))
+        return g if np.isfinite(g).all() else None
+
     current = full_pass(theta)
-    if not np.isfinite(current.obj):
+    if current is None:
         raise ValueError(
             f"the model is not finite at the starting values {dict(zip(names, theta.tolist()))} "
             f"(e.g. exp overflow or log of a negative number); choose other starting values"
         )
-    n = current.n
+    n = current.extra[1]
     if n == 0:
         raise ValueError("the data are empty: need at least one (x, y) sample")
     if n < p:
         raise ValueError(f"{n} observation(s) cannot determine {p} parameters {names}: need at least {p}")
 
-    def pieces_of(state):
-        RJ, qtr, rperp = state.R[:p, :p], state.R[:p, p], abs(state.R[p, p])
-        return RJ, qtr, rperp
-
-    def offset_ok(state):
-        _, qtr, _ = pieces_of(state)
-        g = np.linalg.norm(qtr)
-        exact = state.obj <= (64 * _EPS) ** 2 * max(state.ymoments.m2[0] + n * state.ymoments.mean[0] ** 2, 1e-300)
-        return g <= tolerance * np.sqrt(state.obj) or exact
-
-    RJ, qtr, rperp = pieces_of(current)
-    D = np.linalg.norm(RJ, axis=0)
-    D = np.where(D > 0, D, 1.0)
-    lam, nu = 1e-3, 2.0
-    accepted = 0
-    converged = offset_ok(current)
-    message = "converged: relative offset below tolerance" if converged else ""
-    while not converged and accepted < max_iterations:
-        RJ, qtr, rperp = pieces_of(current)
-        if qtr @ qtr <= 64 * _EPS * current.obj:
-            # Even the full Gauss-Newton step would lower R by less than R's own rounding:
-            # acceptance tests cannot see further progress. Take that step if it does not
-            # make R worse (it polishes the parameters) and stop: optimal to working precision.
-            d = reducer.broadcast(np.linalg.lstsq(RJ, qtr, rcond=None)[0])
-            if objective_pass(theta + d) <= current.obj * (1 + 64 * _EPS):
-                theta = theta + d
-                current = full_pass(theta)
-                accepted += 1
-            converged = True
-            message = "converged: R minimal to working precision (Gauss-Newton step below rounding)"
-            break
-        A = np.vstack([RJ, np.sqrt(lam) * np.diag(D)])
-        b = np.concatenate([qtr, np.zeros(p)])
-        d = np.linalg.lstsq(A, b, rcond=None)[0]
-        d = reducer.broadcast(d)
-        predicted = qtr @ qtr - np.sum((qtr - RJ @ d) ** 2)
-        trial = theta + d
-        if np.array_equal(trial, theta):
-            message = "stopped: the step is below floating-point resolution"
-            break
-        new_obj = objective_pass(trial)
-        rho = (current.obj - new_obj) / predicted if predicted > 0 and np.isfinite(new_obj) else -1.0
-        if rho > 1e-4:
-            candidate = full_pass(trial)
-            if not np.isfinite(candidate.obj):  # pragma: no cover - same values as objective_pass
-                rho = -1.0
-            else:
-                theta, current = trial, candidate
-                accepted += 1
-                lam *= max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
-                nu = 2.0
-                D = np.maximum(D, np.linalg.norm(current.R[:p, :p], axis=0))
-                if offset_ok(current):
-                    converged = True
-                    message = "converged: relative offset below tolerance"
-                continue
-        lam *= nu
-        nu *= 2.0
-        if lam > 1e20:
-            message = "stopped: no step reduces the objective (damping overflow)"
-            break
+    outcome = iterate(full_pass, objective_pass, curvature_pass, theta, current,
+                      max_iterations=max_iterations, tolerance=tolerance,
+                      acceleration=acceleration, broadcast=reducer.broadcast)
+    theta, current = outcome.theta, outcome.point
     # A singular Jacobian (parameters that cannot be told apart) is an error, not a
     # convergence problem: report it before anything else.
     rank_check(current.R[:p, :p], names, n)
-    if not converged:
-        if not message:
-            message = f"stopped after max_iterations={max_iterations} steps"
-        RJ, qtr, _ = pieces_of(current)
+    message = outcome.message
+    if not outcome.converged:
+        _, qtr = current.pieces(p)
+        offset = np.linalg.norm(qtr) / max(np.sqrt(current.obj), 1e-300)
+        message = (f"{message} after {outcome.iterations} steps (max_iterations={max_iterations}); "
+                   f"relative offset {offset:.3g} > tolerance {tolerance:g}")
         warnings.warn(
-            f"{type(model).__name__}.solve did not converge ({message}; relative offset "
-            f"{np.linalg.norm(qtr) / max(np.sqrt(current.obj), 1e-300):.3g} > tolerance {tolerance:g}); "
-            f"the result holds the last iterate: try other starting values or more iterations",
+            f"{type(model).__name__}.solve did not converge ({message}); the result holds the "
+            f"last iterate: {ADVICE[outcome.stop_reason]}",
             ConvergenceWarning, stacklevel=3,
         )
 
-    solution = _finish(current, theta, n, objective, p, accepted, converged)
+    solution = _finish(current, theta, n, objective, p, outcome.iterations, outcome.converged)
     solution = Solution.unpack(reducer.broadcast(solution.pack()), p)
     method = "levenberg-marquardt" if objective == "squared" else "fisher-scoring"
-    return solution.fit_result(names, n, method=method, message=message)
+    return solution.fit_result(names, n, method=method, message=message,
+                               stop_reason=outcome.stop_reason)
 
 
 def _finish(state, theta, n, objective, p, iterations, converged):
     RJ = state.R[:p, :p]
+    state_rss, _, state_ysum, state_ymoments, (weighted, sw, swy, swyy, logw) = state.extra
     R_inv = np.linalg.solve(RJ, np.eye(p))
     df = n - p
     loglike = np.nan
@@ -270,19 +309,21 @@ def _finish(state, theta, n, objective, p, iterations, converged):
         rss = state.obj
         sigma2 = rss / df if df > 0 else np.nan
         cov = sigma2 * (R_inv @ R_inv.T)
-        tss = state.ymoments.m2[0]
+        # Weighted: sum w (y - ybar_w)^2, as statsmodels' WLS.
+        tss = swyy - swy * swy / sw if weighted else state_ymoments.m2[0]
         r2 = 1.0 - rss / tss if tss > 0 else np.nan
     else:
-        rss = state.rss
+        rss = state_rss
         cov = R_inv @ R_inv.T
-        ybar = state.ysum / n
-        llnull = n * (_xlogx(ybar) + _xlogx(1.0 - ybar))
+        ybar = swy / sw if weighted else state_ysum / n
+        llnull = (sw if weighted else n) * (_xlogx(ybar) + _xlogx(1.0 - ybar))
         loglike = -state.obj / 2.0
         r2 = 1.0 - loglike / llnull if llnull < 0 else np.nan
     residual_sd = np.sqrt(rss / df) if df > 0 else np.nan
     return Solution(params=theta, cov=cov, rss=float(rss), r_squared=float(r2),
                     residual_sd=float(residual_sd), loglike=float(loglike),
-                    iterations=int(iterations), converged=bool(converged))
+                    iterations=int(iterations), converged=bool(converged),
+                    log_weights=float(logw) if objective == "squared" else 0.0)
 
 
 def _xlogx(v):

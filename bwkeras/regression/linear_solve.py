@@ -19,6 +19,7 @@ representative block makes it well conditioned.
 builds the lag matrix and calls it with names "c", "phi_1", ...).
 """
 import itertools
+from dataclasses import replace
 
 import numpy as np
 
@@ -52,7 +53,8 @@ def check_param_names(param_names):
 
 
 def least_squares(x, y=None, *, param_names, intercept=True, design=None, prepare_x=None,
-                  batch_size=None, distributed=None, rcond=None, verbose="auto"):
+                  batch_size=None, distributed=None, rcond=None, verbose="auto",
+                  sample_weight=None):
     """Least-squares fit of y on the design built from x; returns a FitResult.
 
     x, y: arrays (split into blocks of `batch_size` rows), or y=None and x a tf.data.Dataset
@@ -65,6 +67,9 @@ def least_squares(x, y=None, *, param_names, intercept=True, design=None, prepar
     rcond: relative singular-value cut-off of the equilibrated design below which it is
     rank-deficient (ValueError); default max(n, p) * machine epsilon, as numpy.linalg.lstsq.
     verbose: report rows read on stderr (rank 0): True, False, or "auto" (streamed data only).
+    sample_weight: weights w_i >= 0 for arrays x, y (a stream carries them as a third
+    element of each batch): weighted least squares, min sum_i w_i (y_i - f_i)^2, as
+    statsmodels' WLS (rss and r_squared are the weighted ones; n_obs counts rows).
     """
     names = check_param_names(param_names)
     p = len(names)
@@ -76,9 +81,11 @@ def least_squares(x, y=None, *, param_names, intercept=True, design=None, prepar
     state = {}
 
     def local_pass():
-        source = BlockSource(x, y, prepare_x=prepare, batch_size=batch_size)
+        source = BlockSource(x, y, prepare_x=prepare, batch_size=batch_size,
+                             sample_weight=sample_weight)
         StreamProgress.for_source(source, "least squares (QR)", verbose)
-        blocks = ((_design_block(build, xb, k, names, intercept), yb) for xb, yb in source)
+        blocks = ((_design_block(build, xb, k, names, intercept), yb, wb)
+                  for xb, yb, wb in source.weighted())
         if source.in_memory:
             # Arrays: centre and scale by a strided sample of all rows (sorted data too).
             xs, ys = source.sample()
@@ -90,6 +97,8 @@ def least_squares(x, y=None, *, param_names, intercept=True, design=None, prepar
             return Moments(k + 1).pack()
         return Moments.of(np.column_stack([first[0], first[1]])).pack()
 
+
+
     first_moments = reducer.run(local_pass)
     shift = Moments.unpack_all(reducer.gather_rows(first_moments))
     mu, scale = _centre_and_scale(shift, intercept)
@@ -97,15 +106,22 @@ def least_squares(x, y=None, *, param_names, intercept=True, design=None, prepar
     def accumulate():
         qr = IncrementalQR(p + 1)
         ymoments = Moments(1)
-        for D, yb in state["blocks"]:
+        any_weights = log_weights = 0.0
+        for D, yb, wb in state["blocks"]:
             Z = (np.column_stack([D, yb]) - mu) / scale
             if intercept:
                 Z = np.column_stack([np.ones(len(yb)), Z])
+            if wb is not None:
+                Z = Z * np.sqrt(wb)[:, None]  # rows of sqrt(w) [1, X, y]: weighted LS
+                any_weights = 1.0
+                log_weights += np.log(wb[wb > 0]).sum()
             qr.add(Z)
             ymoments.add(yb)
-        return qr.R, ymoments.pack()
+        return qr.R, ymoments.pack(), np.array([any_weights, log_weights])
 
-    R_local, ypack = reducer.run(accumulate)
+    R_local, ypack, weight_stats = reducer.run(accumulate)
+    weight_stats = reducer.sum(weight_stats)
+    weighted = weight_stats[0] > 0
     R = reducer.broadcast(IncrementalQR.combine(reducer.gather_rows(R_local), p + 1))
     ystats = Moments.unpack_all(reducer.gather_rows(ypack))
     n = int(ystats.n)
@@ -115,9 +131,10 @@ def least_squares(x, y=None, *, param_names, intercept=True, design=None, prepar
         raise ValueError(
             f"{n} observation(s) cannot determine {p} parameters {names}: need at least {p}"
         )
-    solution = _solve_from_r(R, n, names, intercept, mu, scale, ystats, rcond)
+    solution = _solve_from_r(R, n, names, intercept, mu, scale, ystats, rcond, weighted)
+    solution = replace(solution, log_weights=float(weight_stats[1]))
     solution = Solution.unpack(reducer.broadcast(solution.pack()), p)
-    return solution.fit_result(names, n, method="qr")
+    return solution.fit_result(names, n, method="qr", k_constant=int(bool(intercept)))
 
 
 def _design_block(build, xb, k, names, intercept):
@@ -172,7 +189,7 @@ def rank_check(R_design, names, n, rcond=None):
         )
 
 
-def _solve_from_r(R, n, names, intercept, mu, scale, ystats, rcond):
+def _solve_from_r(R, n, names, intercept, mu, scale, ystats, rcond, weighted=False):
     p = len(names)
     Rd, qty, r_res = R[:p, :p], R[:p, p], abs(R[p, p])
     rank_check(Rd, names, n, rcond)
@@ -198,7 +215,12 @@ def _solve_from_r(R, n, names, intercept, mu, scale, ystats, rcond):
     theta = A @ c + offset
     cov = A @ cov_c @ A.T
     rss = s_y ** 2 * rss_scaled
-    tss = float(ystats.m2[0]) if intercept else float(ystats.m2[0] + ystats.n * ystats.mean[0] ** 2)
+    if weighted:
+        # sum w (y - ybar_w)^2 (with an intercept; sum w y^2 without), as statsmodels' WLS:
+        # the y column's squared norm beyond its projection on the sqrt(w) column.
+        tss = s_y ** 2 * float(np.sum(R[int(bool(intercept)):, p] ** 2))
+    else:
+        tss = float(ystats.m2[0]) if intercept else float(ystats.m2[0] + ystats.n * ystats.mean[0] ** 2)
     r2 = 1.0 - rss / tss if tss > 0 else np.nan
     residual_sd = np.sqrt(rss / df) if df > 0 else np.nan
     return Solution(params=theta, cov=cov, rss=float(rss), r_squared=float(r2),

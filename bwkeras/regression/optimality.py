@@ -61,6 +61,7 @@ def _objective_value(model, x, y, batch_size, reducer):
     def local():
         total = 0.0
         source = BlockSource(x, y, prepare_x=model._prepare_x, prepare_y=model._prepare_y,
+                             select_x=model._select_x,
                              batch_size=batch_size)
         for xb, yb in source:
             f = model.predict_float64(xb)

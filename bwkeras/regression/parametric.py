@@ -2,7 +2,7 @@
 from .._checks import real
 from .._keras import register_serializable
 from .base import NonlinearFamily
-from .expression import Expression
+from .expression import VARIABLE, Expression, check_variables
 
 
 @register_serializable(package="bwkeras")
@@ -16,9 +16,18 @@ class ParametricRegression(NonlinearFamily):
     arctan; it is parsed with a whitelist (see `bwkeras.regression.expression`), never
     evaluated as Python, so a saved model is safe to load. One scalar weight per parameter,
     named after it.
+
+    inputs: the names of the input variables, default ("x",). With several, e.g.
+
+        ParametricRegression("b1 - b2*x1*exp(-b3*x2)", {...}, inputs=("x1", "x2"))
+
+    x is an (n, k) array whose columns are the inputs in this order, or a pandas DataFrame
+    holding columns of those names (any order, other columns ignored). The names are kept
+    as `feature_names`.
     """
 
-    def __init__(self, expression, params, dtype="float32", name=None, trainable=True, **kwargs):
+    def __init__(self, expression, params, inputs=None, dtype="float32", name=None,
+                 trainable=True, **kwargs):
         if isinstance(params, dict):
             items = list(params.items())
         elif isinstance(params, (list, tuple)) and all(isinstance(p, str) for p in params):
@@ -30,15 +39,36 @@ class ParametricRegression(NonlinearFamily):
         if not items:
             raise ValueError("params is empty: the formula needs at least one parameter")
         items = [(key, real(f"starting value of parameter {key!r}", value)) for key, value in items]
-        parsed = Expression(expression, [k for k, _ in items])
+        variables = (VARIABLE,) if inputs is None else check_variables(inputs, [k for k, _ in items])
+        parsed = Expression(expression, [k for k, _ in items], variables=variables)
         super().__init__(dtype=dtype, name=name, trainable=trainable, **kwargs)
         self.expression = parsed
+        self.feature_names = variables
+        self._named_inputs = inputs is not None
+        self.n_features = len(variables)
         self._initial = dict(items)
         self._create_parameters([(k, [k], [v], False) for k, v in items])
 
     def _function(self, x, params):
         return self.expression.evaluate(x, dict(zip(self.expression.param_names, params)))
 
+    def _select_x(self, x):
+        """A DataFrame's input columns, by name, in `inputs` order (other x as given)."""
+        import pandas as pd
+
+        if isinstance(x, pd.DataFrame) and (self._named_inputs or VARIABLE in x.columns):
+            missing = [v for v in self.feature_names if v not in x.columns]
+            if missing:
+                raise ValueError(
+                    f"x (a DataFrame with columns {list(x.columns)}) lacks the input column(s) "
+                    f"{missing} of inputs={list(self.feature_names)}"
+                )
+            return x[list(self.feature_names)]
+        return x
+
     def get_config(self):
-        return {**super().get_config(), "expression": self.expression.text,
-                "params": dict(self._initial)}
+        config = {**super().get_config(), "expression": self.expression.text,
+                  "params": dict(self._initial)}
+        if self._named_inputs:
+            config["inputs"] = list(self.feature_names)
+        return config
