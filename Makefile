@@ -15,7 +15,7 @@ SHELL := /bin/bash
 # horovodrun tags every line with "[rank]<stdout>:"; the demo shows rank 0's output plainly.
 UNTAG := sed -u -e 's/^\[[0-9]*\]<std\(out\|err\)>://'
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench cluster cluster-down clean
 
 setup:
 	@bash tools/setup_venv.sh $(STACK) $(VENV)
@@ -28,6 +28,15 @@ test: setup
 
 bench: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m benchmarks
+
+# A cluster in a box on this machine (root): NODES hosts in network namespaces with sshd
+# and Slurm across them (tests/cluster.py); `make cluster-down` removes all of it.
+NODES ?= 2
+cluster: setup
+	$(PY) -m tests.cluster up --nodes $(NODES) --slurm
+
+cluster-down:
+	python3 -m tests.cluster down
 
 clean:
 	rm -rf .venv .venv-keras2 build *.egg-info .pytest_cache

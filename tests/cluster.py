@@ -26,9 +26,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from slurm_cluster import SlurmCluster  # noqa: E402
-
 PREFIX = "bwk"
 BRIDGE = f"{PREFIX}br0"
 SUBNET = "10.213.0"          # private, only on the box's own links
@@ -241,6 +238,9 @@ class Cluster:
     def slurm(self, slurmd_timeout=10):
         """Slurm across the nodes: slurmctld on node1, a slurmd on every node."""
         if self.slurm_cluster is None:
+            sys.path.insert(0, str(Path(__file__).parent))
+            from slurm_cluster import SlurmCluster
+
             self.slurm_cluster = SlurmCluster(self.dir / "slurm", nodes=self.nodes,
                                               tmpfs=str(self.dir / "local"),
                                               slurmd_timeout=slurmd_timeout).start()
