@@ -74,3 +74,50 @@ def allreduce_curves(result, path=None):
     if path is not None:
         plots.save(fig, path)
     return fig
+
+
+def multinode_bars(result, path=None):
+    """Two nodes over a shaped link: each job's throughput as a fraction of the same-run
+    ceiling (two independent processes, one per node), beside the ring model's prediction.
+
+    `result` is the document of `python -m benchmarks multinode`:
+    result["profiles"][profile]["models"][model][name] holds "of_ceiling", "min", "max",
+    "step_ms_median" and, for communicating jobs, "predicted_step_ms".
+    """
+    profiles = result["profiles"]
+    models = sorted({m for p in profiles.values() for m in p["models"]})
+    if not models:
+        raise ValueError("result['profiles'] holds no model: nothing to plot")
+    fig, axes = plots.new_figure(1, len(models), size=(7.5 * len(models), 6.5))
+    axes = np.atleast_1d(axes)
+    for ax, model in zip(axes, models):
+        labels, measured, predicted, spread = [], [], [], []
+        for profile, entry in profiles.items():
+            rows = entry["models"].get(model, {})
+            if "independent-np2" not in rows:
+                continue
+            ceiling = rows["independent-np2"]["samples_per_s_median"]
+            for name, row in rows.items():
+                if name == "independent-np2":
+                    continue
+                labels.append(f"{profile}: {name}")
+                measured.append(row["of_ceiling"])
+                spread.append((row["of_ceiling"] - row["min"] / ceiling, row["max"] / ceiling - row["of_ceiling"]))
+                # the model's throughput share: compute time over predicted step time
+                predicted.append(rows["independent-np2"]["step_ms_median"] / row["predicted_step_ms"])
+        y = np.arange(len(labels))
+        err = np.array(spread).T if spread else None
+        ax.barh(y, measured, xerr=err, color="tab:green", capsize=3, label="measured (median, min-max)")
+        ax.scatter(predicted, y, color="k", marker="|", s=300, zorder=3,
+                   label="ring model t_compute / (t_compute + a + S/B)")
+        ax.set_yticks(y, labels)
+        ax.invert_yaxis()
+        ax.axvline(1.0, color="k", ls=":", label="ceiling: 2 independent processes")
+        ax.set_xlim(0, 1.3)
+        ax.set_xlabel("throughput / same-run ceiling")
+        ax.set_ylabel("link profile: job")
+        ax.set_title(f"{model}: 2 nodes x 1 rank over a shaped link")
+        ax.legend(loc="lower right", fontsize="small")
+    if path is not None:
+        plots.save(fig, path)
+    return fig

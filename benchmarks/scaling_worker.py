@@ -12,6 +12,8 @@ BATCH is per process. The timed window is one `fit` of STEPS steps after a warm-
 (tracing, first collectives); with BENCH_SYNC_DIR / BENCH_SYNC_COUNT set, every process
 starts its window together, so the processes really compete for the cores.
 BENCH_THREADS=N sets N TensorFlow threads as a script would; unset leaves the defaults.
+BENCH_COMPRESSION=fp16 and BENCH_PASSES=k (bwkeras mode): fp16 gradients on the wire, and
+one exchange per k batches (gradient accumulation).
 Writes {"samples_per_s", "cores_busy", "threads", ...} to OUT_PREFIX<rank>.json.
 """
 import json
@@ -84,7 +86,9 @@ def main(mode, name, steps, batch, prefix):
 
         rank, size = dist.rank(), dist.size()
         model = bwkeras_model(name)
-        opt, callbacks = dist.DistributedOptimizer(opt), dist.callbacks()
+        opt = dist.DistributedOptimizer(opt, compression=os.environ.get("BENCH_COMPRESSION") or None,
+                                        backward_passes_per_step=int(os.environ.get("BENCH_PASSES", "1")))
+        callbacks = dist.callbacks()
     elif mode == "stock":
         # The peer: Horovod's examples/tensorflow2/tensorflow2_keras_mnist.py, as users write it.
         import horovod.tensorflow.keras as hvd

@@ -12,7 +12,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def box():
-    """The cluster in a box, two nodes, for the whole session; removed at the end.
+    """The cluster in a box, three nodes, for the whole session; removed at the end.
 
     Skipped without root or its tools, except where BWKERAS_REQUIRE_CLUSTER=1 (CI): there
     a skip would hide that multi-node was never tested, so it fails instead."""
@@ -27,7 +27,7 @@ def box():
         if os.environ.get("BWKERAS_REQUIRE_CLUSTER") == "1":
             pytest.fail(f"cluster in a box required but unavailable: {why}")
         pytest.skip(f"cluster in a box: {why}")
-    box = cluster.Cluster(int(os.environ.get("BWKERAS_CLUSTER_NODES", "2")))
+    box = cluster.Cluster(int(os.environ.get("BWKERAS_CLUSTER_NODES", "3")))
     try:
         box.up()
         yield box

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from benchmarks import allreduce_bench, scaling_bench
+from benchmarks.allreduce_bench import MLP_GRADIENT_BYTES
 from benchmarks import plots as bench_plots
 from bwkeras import plots
 from test_plots import check_png
@@ -67,3 +68,35 @@ def test_nist_benchmark_quick_run_reports_every_solver():
     # BoxBOD from start 1: bwkeras reaches the certified values, MINPACK with defaults does not.
     boxbod = next(r for r in result["rows"] if r["problem"] == "BoxBOD" and r["start"] == 1)
     assert boxbod["bwkeras"]["meets_bar"] and not boxbod["scipy-lm"]["meets_bar"]
+
+
+def test_multinode_ring_model_step_matches_the_issues_figure():
+    from benchmarks.multinode_bench import LSTM_GRADIENT_BYTES, predicted_step_ms
+
+    # 2.68 MB of MLP gradients at 1 Gbit/s (125e6 B/s) between 2 ranks: 2(N-1)/N = 1, so
+    # about 21 ms of exchange on top of 36 ms of compute.
+    fit = {"latency_s": 1e-4, "bandwidth_bytes_per_s": 125e6}
+    mlp = MLP_GRADIENT_BYTES
+    assert predicted_step_ms(36.0, fit, mlp, "bwkeras-mpi") == pytest.approx(36.0 + 0.1 + mlp / 125e3)
+    assert 21.0 < predicted_step_ms(0.0, fit, mlp, "bwkeras-mpi") < 21.6
+    # fp16 halves the bytes; accumulation over 2 batches halves the exchanges per step.
+    assert predicted_step_ms(0.0, fit, mlp, "bwkeras-mpi-fp16") == pytest.approx(0.1 + mlp / 250e3)
+    assert predicted_step_ms(0.0, fit, mlp, "bwkeras-mpi-accum2") == pytest.approx(0.05 + mlp / 250e3)
+    # The LSTM(64) forecaster: 4 gates x 64 units x (1 input + 64 recurrent + 1 bias), + Dense(1).
+    assert LSTM_GRADIENT_BYTES == 4 * (4 * 64 * 66 + 65)
+
+
+def test_multinode_summary_and_figure(tmp_path):
+    from benchmarks.multinode_bench import summarise
+    from benchmarks.plots import multinode_bars
+
+    fits = {t: {"latency_s": 1e-4, "bandwidth_bytes_per_s": 125e6} for t in ("mpi", "gloo")}
+    samples = {"independent-np2": [1000.0, 1100.0, 900.0], "bwkeras-mpi": [600.0, 500.0, 700.0]}
+    steps = {"independent-np2": [36.0, 35.0, 37.0], "bwkeras-mpi": [60.0, 58.0, 62.0]}
+    rows = summarise(samples, steps, fits, "mlp")
+    assert rows["bwkeras-mpi"]["of_ceiling"] == pytest.approx(0.6)
+    assert rows["bwkeras-mpi"]["predicted_step_ms"] == pytest.approx(36.0 + 0.1 + MLP_GRADIENT_BYTES / 125e3)
+    assert rows["bwkeras-mpi"]["measured_over_predicted"] == pytest.approx(60.0 / rows["bwkeras-mpi"]["predicted_step_ms"])
+    result = {"profiles": {"1gbit": {"models": {"mlp": rows}}}}
+    multinode_bars(result, tmp_path / "m.png")
+    assert (tmp_path / "m.png").stat().st_size > 10_000

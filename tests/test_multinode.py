@@ -154,3 +154,36 @@ def test_a_wrong_interface_is_named(box, tmp_path):
                           "-x", "OMPI_MCA_btl_tcp_if_include=eth9", *PY], tmp_path, timeout=120)
     assert proc.returncode != 0
     assert "OMPI_MCA_btl_tcp_if_include='eth9' names 'eth9', which this host" in proc.stdout + proc.stderr
+
+
+def test_pbs_aprun_script_places_ranks_on_the_nodes_of_its_node_file(box, tmp_path, reference):
+    """A Blue Waters-style PBS script (aprun -n 2 -N 1) with the stand-in aprun: PBS's node
+    file lists node1 and node2, so ALPS' placement puts one rank on each."""
+    from bwkeras.batch import JobSpec, write_script
+
+    out = tmp_path / "out"
+    out.mkdir()
+    nodefile = tmp_path / "nodefile"
+    nodefile.write_text("node1\nnode2\n")
+    spec = JobSpec(command=PY, scheduler="pbs", nodes=2, tasks_per_node=1, workdir=str(tmp_path),
+                   env={"OUT_DIR": str(out)})
+    script = write_script(spec, tmp_path)
+    env = dict(job_env(out), PBS_O_WORKDIR=str(tmp_path), PBS_NODEFILE=str(nodefile), PBS_JOBID="1.bw")
+    env["PATH"] = f"{Path(__file__).parent / 'slurm'}:{env['PATH']}"
+    proc = run_on(box.node("node1"), ["bash", script], tmp_path, env=env)
+    assert "aprun stand-in: 2 ranks, 1 per node on 2 nodes (node1:1,node2:1)" in proc.stdout, proc.stdout + proc.stderr
+    check_across_nodes(proc, reference)
+
+
+def test_three_nodes_train_like_one_process(box, tmp_path_factory, tmp_path):
+    if len(box.nodes) < 3:
+        pytest.skip("the box has fewer than 3 nodes (BWKERAS_CLUSTER_NODES)")
+    # 72 samples: 24 per rank, 3 steps of 8 per epoch; one process takes the same 72 in 3
+    # steps of 24 (strided shards make global step k cover samples 24k..24k+23).
+    proc1 = check(run_file(tmp_path_factory.mktemp("np1x3"), SCRIPT, np=1, launcher="none",
+                           args=["72", "24", "3", "none", "1"]))
+    (reference,) = read_outputs(proc1, 1)
+    proc = run_on(box.node("node1"), ["horovodrun", "--gloo", "-np", "3", "-H", "node1:1,node2:1,node3:1",
+                                      sys.executable, str(SCRIPT), "72", "8", "3", "none", "1"], tmp_path)
+    ranks = check_across_nodes(proc, reference, hosts=("node1", "node2", "node3"))
+    np.testing.assert_array_equal(flat(ranks[0]["weights"]), flat(ranks[2]["weights"]))

@@ -39,7 +39,6 @@ def init():
         hvd = _import_horovod()
         hvd.init()
         _STATE["hvd"] = hvd
-        _gather_hosts(hvd)
     _STATE["initialised"] = True
     _pin_gpu()
     return _STATE["hvd"]
@@ -54,24 +53,23 @@ def init_horovod(comm=None, process_sets=None):
     hvd = _import_horovod("hvd.init() was called")
     hvd.init(comm=comm, process_sets=process_sets)
     _STATE.update(initialised=True, hvd=hvd)
-    _gather_hosts(hvd)
     return hvd
 
 
-def _gather_hosts(hvd):
-    # Right after init, which every rank reaches at the same point: a message about a lost
-    # rank can then name its host without a collective (which would hang by then).
-    import socket
-
-    _STATE["hosts"] = list(hvd.allgather_object(socket.gethostname(), name="bwkeras.hosts"))
-
-
 def hosts():
-    """The host name of every rank, in rank order (this host alone in a single process)."""
+    """The host name of every rank, in rank order (this host alone in a single process).
+
+    Gathered on first call, a collective: call it on every rank at the same point (the
+    stall watchdog does when training begins); later calls return the same list without
+    communicating, so a message about a lost rank can name its host while collectives hang.
+    """
     import socket
 
-    init()
-    return _STATE["hosts"] or [socket.gethostname()]
+    if _STATE["hosts"] is None:
+        hvd = _hvd()
+        here = socket.gethostname()
+        _STATE["hosts"] = list(hvd.allgather_object(here, name="bwkeras.hosts")) if hvd else [here]
+    return _STATE["hosts"]
 
 
 def shutdown():

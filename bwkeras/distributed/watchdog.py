@@ -68,6 +68,7 @@ class StallWatchdog(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if self.seconds <= 0:
             return
+        runtime.hosts()  # gathered now, while every rank answers, for the message
         self._last = time.monotonic()
         self._grace = FIRST_STEP_GRACE
         self._stop.clear()
@@ -79,7 +80,7 @@ class StallWatchdog(keras.callbacks.Callback):
 
     def message(self, idle):
         me, world = runtime.rank(), runtime.size()
-        hosts = runtime.hosts()
+        hosts = runtime.hosts()  # cached at train begin: no collective here
         others = ", ".join(f"rank {r} on {hosts[r]}" for r in range(world) if r != me)
         return (f"bwkeras: rank {me} on {hosts[me]} made no training progress for {idle:.0f} s "
                 f"(BWKERAS_STALL_SECONDS={self.seconds:g}): a rank it waits for stopped answering "
