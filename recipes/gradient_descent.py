@@ -28,6 +28,10 @@ class Data(config.Config):
     noise: float = 0.3
     seed: int = 0
 
+    def validate(self):
+        config.at_least("data.n", self.n, 2)
+        config.finite("data.noise", self.noise, low=0.0)
+
 
 @dataclasses.dataclass
 class Start(config.Config):
@@ -43,6 +47,9 @@ class GradientDescentConfig(training.RecipeConfig):
     train: training.TrainConfig = dataclasses.field(default_factory=lambda: training.TrainConfig(
         epochs=5, batch_size=10, learning_rate=0.05, optimizer="sgd", lr_rule="none",
         shuffle=True))
+
+    def validate(self):
+        config.at_least("grid", self.grid, 2, 2001)  # grid x grid losses are evaluated
 
 
 CONFIG = GradientDescentConfig
