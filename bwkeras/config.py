@@ -272,7 +272,7 @@ def _validate(cfg, source):
     if callable(check):
         try:
             check()
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, ArithmeticError) as exc:  # 10**400 * 0.5 overflows
             raise ConfigError(f"{source}: {_cut(str(exc), 300)}") from None
 
 

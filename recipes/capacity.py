@@ -18,6 +18,9 @@ from bwkeras.data import synthetic
 from recipes import args as recipe_args
 
 
+MAX_N = 10 ** 8  # samples of synthetic data: 800 MB per float64 column
+
+
 @dataclasses.dataclass
 class Data(config.Config):
     n: int = 40
@@ -27,7 +30,7 @@ class Data(config.Config):
     seed: int = 0
 
     def validate(self):
-        config.at_least("data.n", self.n, 2)
+        config.at_least("data.n", self.n, 2, MAX_N)
         if not self.coefficients:
             raise ValueError("data.coefficients must list at least one coefficient, got []")
         config.finite("data.noise", self.noise, low=0.0)

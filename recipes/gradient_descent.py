@@ -20,6 +20,9 @@ from bwkeras.data import synthetic
 from recipes import args as recipe_args
 
 
+MAX_N = 10 ** 8  # samples of synthetic data: 800 MB per float64 column
+
+
 @dataclasses.dataclass
 class Data(config.Config):
     n: int = 100
@@ -29,7 +32,7 @@ class Data(config.Config):
     seed: int = 0
 
     def validate(self):
-        config.at_least("data.n", self.n, 2)
+        config.at_least("data.n", self.n, 2, MAX_N)
         config.finite("data.noise", self.noise, low=0.0)
 
 

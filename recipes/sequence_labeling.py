@@ -29,11 +29,11 @@ class Data(config.Config):
     seed: int = 0
 
     def validate(self):
-        config.at_least("data.n_train", self.n_train, 1)
-        config.at_least("data.n_test", self.n_test, 1)
+        config.at_least("data.n_train", self.n_train, 1, 10 ** 6)
+        config.at_least("data.n_test", self.n_test, 1, 10 ** 6)
         config.at_least("data.n_regimes", self.n_regimes, 2)
         config.at_least("data.min_length", self.min_length, 1)
-        config.at_least("data.max_length", self.max_length, self.min_length)
+        config.at_least("data.max_length", self.max_length, self.min_length, 10 ** 5)
         config.finite("data.noise", self.noise, low=0.0)
 
 

@@ -178,6 +178,17 @@ def test_limits_are_exact(tmp_path):
         C.parse_yaml(_alias_bomb(5))
 
 
+def test_values_python_cannot_build_are_config_errors():
+    with pytest.raises(C.ConfigError, match="Exceeds the limit"):  # int() past 4300 digits
+        C.parse_yaml("a: " + "1" * 5000)
+    with pytest.raises(C.ConfigError, match="day is out of range"):
+        C.parse_yaml("a: 2001-02-30")
+    with pytest.raises(C.ConfigError, match="data.n"):  # 10**400 * 0.5 overflows a float
+        from recipes import capacity
+
+        C.load(capacity.CONFIG(), sets=["data.n=" + "9" * 400])
+
+
 def test_merge_keys_still_work_and_duplicates_are_refused():
     data = C.parse_yaml("base: &b {epochs: 3, batch_size: 4}\ntrain: {<<: *b, epochs: 5}\n")
     assert data["train"] == {"epochs": 5, "batch_size": 4}

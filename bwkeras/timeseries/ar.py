@@ -8,6 +8,8 @@ from .._checks import as_series, choice, integer, param_values
 from .._keras import model_config, register_serializable, weight_dtype
 
 TRENDS = ("c", "n")
+# p weights of float64 and a (p + 2)^2 R factor: checked before anything is allocated
+MAX_LAGS = 10_000
 
 
 @register_serializable(package="bwkeras", name="AutoRegression")
@@ -28,7 +30,7 @@ class AutoRegression(keras.Model):
         dtype = weight_dtype(dtype)
         super().__init__(dtype=dtype, **kwargs)
         self.weight_dtype = dtype
-        self.lags = integer("lags", lags, minimum=1)
+        self.lags = integer("lags", lags, minimum=1, maximum=MAX_LAGS)
         self.trend = choice("trend", trend, TRENDS)
         self.build((None, self.lags))
 
