@@ -16,7 +16,7 @@ from bwkeras.timeseries import AutoRegression
 # ---- sizes before allocation ------------------------------------------------------------
 
 def test_a_huge_degree_is_refused_at_construction():
-    with pytest.raises(ValueError, match=r"degree must be an integer in \[0, 10000\], got 1000000"):
+    with pytest.raises(ValueError, match=r"degree must be at most 10000 .*, got 1000000"):
         PolynomialRegression(10 ** 6)
 
 
@@ -44,7 +44,7 @@ def test_the_streamed_solve_still_counts_rows_after_reading_them():
 
 
 def test_huge_lags_are_refused_at_construction_and_long_ones_by_the_series():
-    with pytest.raises(ValueError, match=r"lags must be an integer in \[1, 10000\], got 1000000000"):
+    with pytest.raises(ValueError, match=r"lags must be at most 10000 .*, got 1000000000"):
         AutoRegression(lags=10 ** 9)
     with pytest.raises(ValueError, match="309 observations; need at least 10002"):
         AutoRegression(lags=5000).solve(np.sin(np.arange(309.0)))

@@ -162,7 +162,7 @@ class Expression:
             value = node.value
             if not is_real(value):
                 raise ValueError(
-                    f"constant {self._term(node)} in expression {self._shown!r} is not allowed; "
+                    f"constant {value!r:.40} in expression {self._shown!r} is not allowed; "
                     "only real numbers"
                 )
             try:

@@ -20,7 +20,10 @@ class PolynomialRegression(LinearFamily):
 
     def __init__(self, degree, dtype="float32", name=None, trainable=True, **kwargs):
         super().__init__(dtype=dtype, name=name, trainable=trainable, **kwargs)
-        self.degree = integer("degree", degree, minimum=0, maximum=MAX_DEGREE)
+        self.degree = integer("degree", degree, minimum=0)
+        if self.degree > MAX_DEGREE:
+            raise ValueError(f"degree must be at most {MAX_DEGREE} (degree + 1 parameters, each "
+                             f"needing an observation), got {self.degree}")
         n = self.degree
         self._create_parameters([("a", [f"a_{i}" for i in range(n + 1)], [0.0] * (n + 1), True)])
 

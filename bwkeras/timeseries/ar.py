@@ -30,7 +30,10 @@ class AutoRegression(keras.Model):
         dtype = weight_dtype(dtype)
         super().__init__(dtype=dtype, **kwargs)
         self.weight_dtype = dtype
-        self.lags = integer("lags", lags, minimum=1, maximum=MAX_LAGS)
+        self.lags = integer("lags", lags, minimum=1)
+        if self.lags > MAX_LAGS:
+            raise ValueError(f"lags must be at most {MAX_LAGS} (a weight and an observation "
+                             f"per lag), got {self.lags}")
         self.trend = choice("trend", trend, TRENDS)
         self.build((None, self.lags))
 
