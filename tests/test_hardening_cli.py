@@ -105,6 +105,10 @@ CASES = [
     ("resume-not-a-run", {}, ["run", "mlp", "--resume", "mine"], "not a run directory (it has no config.yaml)"),
     ("resume-no-checkpoint", {}, ["run", "mlp", "--resume", "half"],
      "it has no checkpoints/latest.json (no epoch finished before it stopped)"),
+    ("resume-no-intact-checkpoint",
+     {"broken/config.yaml": b"train: {epochs: 2}\n",
+      "broken/checkpoints/epoch-0001.keras": b"PK\x03\x04 truncated"},
+     ["run", "mlp", "--resume", "broken"], "no intact checkpoint in broken/checkpoints"),
     ("runs-dir-file", {"afile": b"x"}, ["run", "mlp", "--runs-dir", "afile"],
      "runs directory afile exists and is not a directory"),
     ("runs-dir-under-file", {"afile": b"x"}, ["run", "mlp", "--runs-dir", "afile/runs"],
@@ -118,6 +122,7 @@ CASES = [
 def test_a_user_mistake_exits_2_with_one_short_message_and_changes_nothing(
         tmp_path, name, files, args, message):
     for rel, data in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(data)
     _not_a_run(tmp_path)
     _run_without_checkpoint(tmp_path)
