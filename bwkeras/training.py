@@ -25,8 +25,21 @@ __all__ = ["BaseTrainConfig", "TrainConfig", "RunConfig", "RecipeConfig", "run_s
 # The names a config may use, known without importing Keras so that a config is checked
 # in full before TensorFlow starts (tests/test_hardening_cli.py checks them against
 # keras.optimizers.get, bwkeras.activations.NAMES and bwkeras.models.CELLS).
-OPTIMIZERS = ("sgd", "adam", "adamw", "adamax", "adagrad", "adadelta", "rmsprop", "nadam",
-              "ftrl", "lion", "adafactor")
+def _optimizer_names():
+    """The optimizer names keras.optimizers.get knows on the installed Keras: Keras 2.15
+    lacks adamw, lion and adafactor by name. The version is read from the package's
+    metadata, which imports nothing."""
+    from importlib import metadata
+
+    common = ("sgd", "adam", "adamax", "adagrad", "adadelta", "rmsprop", "nadam", "ftrl")
+    try:
+        major = int(metadata.version("keras").split(".")[0])
+    except (metadata.PackageNotFoundError, ValueError):
+        major = 3
+    return common + (("adamw", "lion", "adafactor") if major >= 3 else ())
+
+
+OPTIMIZERS = _optimizer_names()
 ACTIVATIONS = ("logistic", "relu", "arctan", "softmax")
 CELLS = ("simple", "lstm", "gru")
 

@@ -217,6 +217,8 @@ def test_optimizer_names_are_those_keras_accepts():
         assert isinstance(keras.optimizers.get(name), keras.optimizers.Optimizer), name
     with pytest.raises(ValueError):
         keras.optimizers.get("nosuch")
+    if int(keras.__version__.split(".")[0]) >= 3:
+        assert {"adamw", "lion", "adafactor"} <= set(training.OPTIMIZERS)
 
 
 def test_activation_and_cell_names_are_the_models_own():
