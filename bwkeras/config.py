@@ -368,10 +368,15 @@ def read_text(path, what="config file"):
     UTF-8."""
     path = os.fspath(path)
     try:
-        with open(path, "rb") as fh:
-            mode = os.fstat(fh.fileno()).st_mode
+        # Non-blocking open: a named pipe nobody writes to must not hang the open; a read
+        # from it then ends at once (no writer), one from `<(command)` waits for its output.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            mode = os.fstat(fd).st_mode
             if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
                 raise ConfigError(f"{what} {path} is not a regular file")
+            if hasattr(os, "set_blocking"):
+                os.set_blocking(fd, True)
             data = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None

@@ -237,3 +237,17 @@ def test_every_recipe_default_and_tiny_config_is_valid(name):
     default = recipes.load(name).CONFIG()
     assert C.validate_all(default) == default
     C.load(default, [REPO / "recipes" / "configs" / f"{name}-tiny.yaml"])
+
+
+@pytest.mark.timeout(30)
+def test_a_named_pipe_nobody_writes_to_does_not_hang(tmp_path):
+    """A blocking open() of a FIFO waits for a writer for ever; the config reader opens
+    it without blocking and reads nothing (the defaults stay)."""
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes on this platform")
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    assert C.read_yaml(fifo) is None
+    from recipes import mlp
+
+    assert C.load(mlp.CONFIG(), [fifo]) == mlp.CONFIG()
