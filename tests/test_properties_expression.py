@@ -13,7 +13,7 @@ from bwkeras.regression.expression import FUNCTIONS, Expression
 PARAMS = ("a", "b", "c")
 X = np.array([-1.5, -0.25, 0.0, 0.5, 2.0])
 VALUES = {"a": 1.25, "b": -0.5, "c": 3.0}
-FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # ---- a grammar of formulas, kept as trees so the reference never parses text ------------
 
@@ -117,7 +117,7 @@ def test_the_refusal_branch_is_reached():
         Expression(render(("bin", "*", ("param", "a"), ("num", 10 ** 400))), ["a"])
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.text(max_size=60), st.lists(st.text(max_size=6), max_size=3))
 def test_any_text_is_accepted_or_refused_with_value_or_type_error(text, names):
     try:
