@@ -109,6 +109,14 @@ def as_float64(name, value):
         array = np.asarray(value)
     except Exception as exc:  # e.g. ragged lists
         raise TypeError(f"{name} cannot be converted to a numeric array: {exc}") from None
+    if array.dtype.kind == "O":
+        try:  # Python ints past the float64 range stay objects in numpy
+            np.asarray(value, dtype=np.float64)
+        except OverflowError:
+            raise ValueError(f"{name} holds an integer too large for float64 (the largest "
+                             "float64 is about 1.8e308)") from None
+        except (TypeError, ValueError):
+            pass
     if array.dtype.kind not in "biuf":
         raise TypeError(
             f"{name} must hold real numbers, got an array of dtype {array.dtype} "

@@ -54,9 +54,12 @@ def resolve_config(args):
     from recipes import args as recipe_args
 
     module = recipe(args.recipe)
+    runs_dir = None
+    if args.command in ("run", "submit"):
+        runs_dir = getattr(args, "runs_dir", None) or "runs"
     try:
         return recipe_args.resolve(module.CONFIG(), args.config, args.sets,
-                                   resume=getattr(args, "resume", None))
+                                   resume=getattr(args, "resume", None), runs_dir=runs_dir)
     except config.ConfigError as exc:
         raise CLIError(str(exc)) from None
 

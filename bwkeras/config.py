@@ -16,7 +16,13 @@ Typed defaults are dataclasses; a field whose type is another `Config` is a sect
 - The resolved config is written next to the run's outputs (`dump`).
 
 Errors name what went wrong: an unknown key lists the valid keys; malformed YAML names the
-file; a wrong type names the file (or ``--set``), the key and the expected type.
+file; a wrong type names the file (or ``--set``), the key and the expected type. Values in
+messages are cut to a readable length (`short`).
+
+Input is bounded: a config file is read up to `MAX_FILE_BYTES` and must be UTF-8; YAML is
+read by a restricted safe loader (`parse_yaml`) that refuses nesting deeper than
+`MAX_DEPTH`, aliases that expand past `MAX_NODES` nodes or refer to themselves, and a
+key given twice in one mapping. Every failure is a `ConfigError`.
 
 The mechanism alone: the sections the recipes share are in `bwkeras.training`, and
 their command line (``--config``, ``--set``, ``--resume``...) is ``recipes/args.py``.
@@ -25,6 +31,7 @@ import copy
 import dataclasses
 import math
 import os
+import stat
 import types
 import typing
 
@@ -34,8 +41,28 @@ from . import atomic
 
 __all__ = [
     "Config", "ConfigError", "ConfigTypeError", "override", "apply_yaml", "apply_mapping",
-    "read_yaml", "apply_sets", "load", "to_dict", "to_yaml", "dump", "keys", "finite",
+    "read_yaml", "parse_yaml", "apply_sets", "load", "to_dict", "to_yaml", "dump", "keys",
+    "finite", "short", "validate_all", "at_least", "fraction", "one_of", "listed",
+    "MAX_FILE_BYTES", "MAX_DEPTH", "MAX_NODES",
 ]
+
+MAX_FILE_BYTES = 256 * 1024   # a config file holds changes only: a few hundred bytes
+MAX_DEPTH = 32                # nesting of YAML collections (a recipe config has 2 levels)
+MAX_NODES = 100_000           # YAML nodes after expanding aliases
+MAX_VALUE_CHARS = 80          # values quoted in messages are cut to this length
+
+
+def short(value, limit=MAX_VALUE_CHARS):
+    """repr(`value`), cut to `limit` characters with the full length noted."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # deeply nested, or an int past the digit limit
+        text = f"<{type(value).__name__}>"
+    return _cut(text, limit)
+
+
+def _cut(text, limit):
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 class ConfigError(ValueError):
@@ -116,11 +143,19 @@ class _Mismatch(Exception):
     pass
 
 
+class _NonFinite(_Mismatch):
+    pass
+
+
+def _expected(tp, mismatch):
+    return "a finite float" if isinstance(mismatch, _NonFinite) else _type_name(tp)
+
+
 def _coerce(value, tp, from_text):
     """`value` checked (YAML) or parsed (text from --set) against type `tp`."""
     origin = typing.get_origin(tp)
     if tp is typing.Any:
-        return yaml.safe_load(value) if from_text else value
+        return parse_yaml(value, "the value") if from_text else value
     if tp is type(None):
         if value is None or (from_text and value.strip().lower() in _NULL):
             return None
@@ -147,10 +182,7 @@ def _coerce(value, tp, from_text):
         args = [a for a in typing.get_args(tp) if a is not Ellipsis]
         inner = args[0] if args else typing.Any
         if from_text:
-            try:
-                value = yaml.safe_load(value)
-            except yaml.YAMLError:
-                raise _Mismatch from None
+            value = parse_yaml(value, "the value")
             if not isinstance(value, list):
                 value = [value]
             from_text = False
@@ -176,12 +208,19 @@ def _coerce(value, tp, from_text):
     if tp is float:
         if from_text:
             try:
-                return float(value.strip())
+                number = float(value.strip())
             except ValueError:
                 raise _Mismatch from None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise _Mismatch
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:  # an integer past the float range
+                raise _Mismatch from None
+        else:
+            raise _Mismatch
+        if not math.isfinite(number):  # inf and nan are never a usable setting
+            raise _NonFinite
+        return number
     if tp is str:
         if from_text:
             return value
@@ -194,7 +233,7 @@ def _coerce(value, tp, from_text):
 def _unknown_key(key, cfg, prefix, source):
     valid = keys(cfg, prefix)
     return ConfigError(
-        f"{source}: unknown config key {key!r}; valid keys are: {', '.join(valid)}"
+        f"{source}: unknown config key {short(key)}; valid keys are: {', '.join(valid)}"
     )
 
 
@@ -203,7 +242,7 @@ def _apply_mapping(cfg, mapping, source, prefix=""):
     if not isinstance(mapping, dict):
         raise ConfigTypeError(
             f"{source}: {prefix.rstrip('.') or 'the top level'} must be a mapping of keys to "
-            f"values, got {type(mapping).__name__} {mapping!r}"
+            f"values, got {type(mapping).__name__} {short(mapping)}"
         )
     fields = _fields(cfg)
     changes = {}
@@ -218,10 +257,10 @@ def _apply_mapping(cfg, mapping, source, prefix=""):
             continue
         try:
             changes[key] = _coerce(value, tp, from_text=False)
-        except _Mismatch:
+        except _Mismatch as mismatch:
             raise ConfigTypeError(
-                f"{source}: key {prefix}{key} expects {_type_name(tp)}, got "
-                f"{type(value).__name__} {value!r}"
+                f"{source}: key {prefix}{key} expects {_expected(tp, mismatch)}, got "
+                f"{type(value).__name__} {short(value)}"
             ) from None
     out = dataclasses.replace(cfg, **changes)
     _validate(out, source)
@@ -233,8 +272,8 @@ def _validate(cfg, source):
     if callable(check):
         try:
             check()
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{source}: {exc}") from None
+        except (ValueError, TypeError, ArithmeticError) as exc:  # 10**400 * 0.5 overflows
+            raise ConfigError(f"{source}: {_cut(str(exc), 300)}") from None
 
 
 def override(cfg, mapping, source="override"):
@@ -242,24 +281,121 @@ def override(cfg, mapping, source="override"):
     return _apply_mapping(copy.deepcopy(cfg), mapping, source)
 
 
-def read_yaml(path):
-    """The mapping in the YAML file `path` (None for an empty file), or ConfigError
-    naming the file and, for malformed YAML, the line and column."""
-    path = os.fspath(path)
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader (pure Python, so its composer can be bounded) with limits:
+    nesting depth, node count after alias expansion, no self-referring alias, no key
+    given twice in one mapping."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            node = super().compose_node(parent, index)
+            if not hasattr(node, "_bw_size"):  # the alias names a collection still open
+                raise yaml.composer.ComposerError(
+                    None, None, "an alias refers to the collection that holds it", mark)
+            return node
+        if self._depth >= MAX_DEPTH and not self.check_event(yaml.ScalarEvent):
+            raise yaml.composer.ComposerError(
+                None, None, f"nesting deeper than {MAX_DEPTH} levels",
+                self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = ()
+        size = 1 + sum(child._bw_size for child in children)
+        if size > MAX_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases expand to more than {MAX_NODES} nodes",
+                node.start_mark)
+        node._bw_size = size
+        return node
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _value in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                except TypeError:  # unhashable: the base class reports it
+                    continue
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"key {short(key)} is given twice", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text, source="YAML"):
+    """The value of the YAML document `text`, read by the bounded safe loader;
+    ConfigError naming `source` and, where known, the line and column."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    try:
-        return yaml.safe_load(text)
+        loader = _Loader(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)
         if mark is not None:
             where = f" (line {mark.line + 1}, column {mark.column + 1})"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"malformed YAML in config file {path}{where}: {problem}") from None
+        raise ConfigError(f"malformed YAML in {source}{where}: {problem}") from None
+    except (ValueError, OverflowError, RecursionError) as exc:
+        # a value PyYAML parses but cannot build: a date like 2001-02-30, an integer
+        # past Python's digit limit
+        raise ConfigError(f"malformed YAML in {source}: {_cut(str(exc), 200)}") from None
+
+
+def read_text(path, what="config file"):
+    """The UTF-8 text of the file `path`, at most MAX_FILE_BYTES; ConfigError naming the
+    file when it cannot be read, is not a regular file or pipe, is too large or is not
+    UTF-8."""
+    path = os.fspath(path)
+    try:
+        # Non-blocking open: a named pipe nobody writes to must not hang the open; a read
+        # from it then ends at once (no writer), one from `<(command)` waits for its output.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            mode = os.fstat(fd).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+                raise ConfigError(f"{what} {path} is not a regular file")
+            if hasattr(os, "set_blocking"):
+                os.set_blocking(fd, True)
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"{what} {path} is larger than {MAX_FILE_BYTES // 1024} KiB; "
+                          "a config file holds only the changes to the defaults")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start} on line "
+                          f"{line} cannot be decoded)") from None
+
+
+def read_yaml(path):
+    """The mapping in the YAML file `path` (None for an empty file), or ConfigError
+    naming the file and, for malformed YAML, the line and column."""
+    path = os.fspath(path)
+    return parse_yaml(read_text(path), f"config file {path}")
 
 
 def apply_mapping(cfg, data, source):
@@ -276,11 +412,11 @@ def apply_yaml(cfg, path):
 
 def _parse_set(item):
     if not isinstance(item, str) or "=" not in item:
-        raise ConfigError(f"--set expects KEY=VALUE (e.g. train.epochs=3), got {item!r}")
+        raise ConfigError(f"--set expects KEY=VALUE (e.g. train.epochs=3), got {short(item)}")
     key, value = item.split("=", 1)
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"--set expects KEY=VALUE with a dotted key, got {item!r}")
+        raise ConfigError(f"--set expects KEY=VALUE with a dotted key, got {short(item)}")
     return key, value
 
 
@@ -289,36 +425,51 @@ def apply_sets(cfg, items):
     cfg = copy.deepcopy(cfg)
     for item in items:
         key, text = _parse_set(item)
+        source = f"--set {item if len(item) <= MAX_VALUE_CHARS else short(item)}"
         parts = key.split(".")
         # walk to the section that holds the last part
         node, prefix, chain = cfg, "", []
         for part in parts[:-1]:
             fields = _fields(node)
             if part not in fields or not _is_section(fields[part]):
-                raise _unknown_key(prefix + part, node, prefix, f"--set {item}")
+                raise _unknown_key(prefix + part, node, prefix, source)
             chain.append((node, part))
             node, prefix = getattr(node, part), prefix + part + "."
         fields = _fields(node)
         last = parts[-1]
         if last not in fields:
-            raise _unknown_key(key, node, prefix, f"--set {item}")
+            raise _unknown_key(key, node, prefix, source)
         tp = fields[last]
         if _is_section(tp):
             raise ConfigError(
-                f"--set {item}: {key} is a section; set one of its keys: "
+                f"{source}: {key} is a section; set one of its keys: "
                 f"{', '.join(keys(getattr(node, last), key + '.'))}"
             )
         try:
             value = _coerce(text, tp, from_text=True)
-        except _Mismatch:
+        except _Mismatch as mismatch:
             raise ConfigTypeError(
-                f"--set {item}: key {key} expects {_type_name(tp)}, got {text!r}"
+                f"{source}: key {key} expects {_expected(tp, mismatch)}, got {short(text)}"
             ) from None
+        except ConfigError as exc:  # the value's YAML is malformed or past a limit
+            raise ConfigError(f"{source}: {exc}") from None
         node = dataclasses.replace(node, **{last: value})
-        _validate(node, f"--set {item}")
+        _validate(node, source)
         for parent, name in reversed(chain):
             node = dataclasses.replace(parent, **{name: node})
         cfg = node
+    return cfg
+
+
+def validate_all(cfg, source="config"):
+    """Run every section's validate(), innermost first: ConfigError naming the problem.
+    `load` ends with it, so a resolved config is valid as a whole, not only the sections
+    a file or --set touched."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, Config):
+            validate_all(value, source)
+    _validate(cfg, source)
     return cfg
 
 
@@ -333,7 +484,7 @@ def load(default, files=(), sets=()):
     cfg = copy.deepcopy(default)
     for path in files:
         cfg = apply_yaml(cfg, path)
-    return apply_sets(cfg, sets)
+    return validate_all(apply_sets(cfg, sets))
 
 
 def _plain(value):
@@ -366,9 +517,46 @@ def dump(cfg, path):
 def finite(name, value, low=None, high=None, low_open=False):
     """Raise ValueError unless `value` is finite and within the bounds (for validate())."""
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        raise ValueError(f"{name} must be finite, got {short(value)}")
     if low is not None and (value <= low if low_open else value < low):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {short(value)}")
     if high is not None and value > high:
-        raise ValueError(f"{name} must be <= {high}, got {value!r}")
+        raise ValueError(f"{name} must be <= {high}, got {short(value)}")
     return value
+
+
+def at_least(name, value, low, high=None):
+    """Raise ValueError unless the integer `value` is >= `low` (and <= `high`)."""
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {short(value)}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {short(value)}")
+    return value
+
+
+def fraction(name, value):
+    """Raise ValueError unless `value` is strictly between 0 and 1."""
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must be a fraction between 0 and 1 (exclusive), "
+                         f"got {short(value)}")
+    return value
+
+
+def one_of(name, value, allowed):
+    """Raise ValueError unless `value` is one of `allowed` (named in the message)."""
+    if value not in allowed:
+        raise ValueError(f"{name} {short(value)} is not one of {', '.join(allowed)}")
+    return value
+
+
+def listed(name, values, check=None):
+    """Raise ValueError unless `values` is a non-empty list without repeats; `check(item)`
+    then validates each item."""
+    if not values:
+        raise ValueError(f"{name} must list at least one value, got []")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name} lists a value twice: {short(values)}")
+    for value in values:
+        if check is not None:
+            check(value)
+    return values

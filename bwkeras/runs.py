@@ -19,10 +19,61 @@ import re
 
 from . import atomic, checkpoints, report
 
-__all__ = ["Run", "start", "new_run_dir"]
+__all__ = ["Run", "start", "new_run_dir", "check_target"]
 
 _RECIPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 CONFIG_FILE = "config.yaml"
+
+
+def _writable_parent(path, what):
+    """Raise OSError unless `path` is a directory that can be written, or can be created
+    under its nearest existing ancestor."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise NotADirectoryError(f"{what} {path}: {probe} exists and is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PermissionError(f"{what} {path}: {probe} is not writable (read-only file "
+                              "system or no permission)")
+
+
+def check_target(runs_dir=None, resume=None, run_dir=None):
+    """Refuse, before anything is created or changed, a target a run cannot use:
+    `runs_dir` that is a file or not writable, `resume` that is not a run folder with an
+    intact checkpoint, `run_dir` that is a file, holds a finished run or a damaged one.
+    Raises OSError or ValueError (`checkpoints.CheckpointError`) naming the path."""
+    if resume is not None:
+        path = os.fspath(resume)
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"--resume {path}: no such run directory")
+        if not os.path.exists(os.path.join(path, CONFIG_FILE)):
+            raise FileNotFoundError(f"--resume {path}: not a run directory (it has no "
+                                    f"{CONFIG_FILE})")
+        if not checkpoints.exists(path):
+            raise FileNotFoundError(f"cannot resume {path}: it has no "
+                                    f"{checkpoints.CHECKPOINTS}/{checkpoints.LATEST} (no epoch "
+                                    "finished before it stopped)")
+        checkpoints.verify_run(path)
+        _writable_parent(path, "--resume")
+    elif run_dir is not None:
+        path = os.fspath(run_dir)
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise NotADirectoryError(f"--run-dir {path} exists and is not a directory")
+        if os.path.exists(os.path.join(path, "metrics.json")):
+            raise FileExistsError(f"--run-dir {path} holds a finished run; a run directory "
+                                  "is never overwritten")
+        if os.path.isdir(path):
+            checkpoints.verify_run(path)
+        _writable_parent(path, "--run-dir")
+    elif runs_dir is not None:
+        path = os.fspath(runs_dir)
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise NotADirectoryError(f"runs directory {path} exists and is not a directory")
+        _writable_parent(path, "runs directory")
 
 
 def new_run_dir(runs_dir, recipe, timestamp=None):
@@ -158,24 +209,18 @@ def _open_folder(recipe, cfg, runs_dir, resume, run_dir, timestamp):
     from . import config
 
     if resume is not None:
-        path = os.fspath(resume)
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"--resume {path}: no such run directory")
-        if not os.path.exists(os.path.join(path, CONFIG_FILE)):
-            raise FileNotFoundError(f"--resume {path}: not a run directory (it has no "
-                                    f"{CONFIG_FILE})")
-        resumed = True
+        check_target(resume=resume)
+        path, resumed = os.fspath(resume), True
     elif run_dir is not None:
+        check_target(run_dir=run_dir)
         path = os.fspath(run_dir)
-        if os.path.exists(os.path.join(path, "metrics.json")):
-            raise FileExistsError(f"--run-dir {path} holds a finished run; a run directory "
-                                  "is never overwritten")
-        if os.path.exists(path) and not os.path.isdir(path):
-            raise NotADirectoryError(f"--run-dir {path} exists and is not a directory")
         os.makedirs(path, exist_ok=True)
         resumed = checkpoints.exists(path)
     else:
         path, resumed = new_run_dir(runs_dir, recipe, timestamp), False
+    if resumed:
+        # what an interrupted write left behind (a kill during a checkpoint)
+        checkpoints.remove_stale_temporaries(path)
     if cfg is not None:
         config.dump(cfg, os.path.join(path, CONFIG_FILE))
     return path, resumed

@@ -20,7 +20,28 @@ import typing
 from . import checkpoints, config
 
 __all__ = ["BaseTrainConfig", "TrainConfig", "RunConfig", "RecipeConfig", "run_settings", "set_seed", "prepare",
-           "callbacks", "fit", "first_reached"]
+           "callbacks", "fit", "first_reached", "OPTIMIZERS", "ACTIVATIONS", "CELLS"]
+
+# The names a config may use, known without importing Keras so that a config is checked
+# in full before TensorFlow starts (tests/test_hardening_cli.py checks them against
+# keras.optimizers.get, bwkeras.activations.NAMES and bwkeras.models.CELLS).
+def _optimizer_names():
+    """The optimizer names keras.optimizers.get knows on the installed Keras: Keras 2.15
+    lacks adamw, lion and adafactor by name. The version is read from the package's
+    metadata, which imports nothing."""
+    from importlib import metadata
+
+    common = ("sgd", "adam", "adamax", "adagrad", "adadelta", "rmsprop", "nadam", "ftrl")
+    try:
+        major = int(metadata.version("keras").split(".")[0])
+    except (metadata.PackageNotFoundError, ValueError):
+        major = 3
+    return common + (("adamw", "lion", "adafactor") if major >= 3 else ())
+
+
+OPTIMIZERS = _optimizer_names()
+ACTIVATIONS = ("logistic", "relu", "arctan", "softmax")
+CELLS = ("simple", "lstm", "gru")
 
 
 @dataclasses.dataclass
@@ -31,7 +52,7 @@ class BaseTrainConfig(config.Config):
     epochs: int = 10
     learning_rate: float = 0.01     # single-process rate
     warmup_epochs: float = 0.0
-    optimizer: str = "adam"         # any name keras.optimizers.get understands
+    optimizer: str = "adam"         # one of OPTIMIZERS (names keras.optimizers.get knows)
     shuffle: bool = True
     seed: int = 0
 
@@ -43,9 +64,12 @@ class BaseTrainConfig(config.Config):
 
     def validate(self):
         if self.epochs < 1:
-            raise ValueError(f"train.epochs must be >= 1, got {self.epochs!r}")
+            raise ValueError(f"train.epochs must be >= 1, got {config.short(self.epochs)}")
         config.finite("train.learning_rate", self.learning_rate, low=0.0, low_open=True)
         config.finite("train.warmup_epochs", self.warmup_epochs, low=0.0)
+        if self.optimizer.lower() not in OPTIMIZERS:
+            raise ValueError(f"train.optimizer {config.short(self.optimizer)} is not a Keras "
+                             f"optimizer name; expected one of {', '.join(OPTIMIZERS)}")
 
 
 @dataclasses.dataclass
@@ -59,7 +83,7 @@ class TrainConfig(BaseTrainConfig):
     def validate(self):
         super().validate()
         if self.batch_size < 1:
-            raise ValueError(f"train.batch_size must be >= 1, got {self.batch_size!r}")
+            raise ValueError(f"train.batch_size must be >= 1, got {config.short(self.batch_size)}")
 
 
 @dataclasses.dataclass
@@ -71,7 +95,8 @@ class RunConfig(config.Config):
 
     def validate(self):
         if self.checkpoint_keep < 1:
-            raise ValueError(f"run.checkpoint_keep must be >= 1, got {self.checkpoint_keep!r}")
+            raise ValueError(f"run.checkpoint_keep must be >= 1, got "
+                             f"{config.short(self.checkpoint_keep)}")
 
 
 @dataclasses.dataclass
@@ -107,13 +132,15 @@ def set_seed(seed):
     keras.utils.set_random_seed(seed)
 
 
-def prepare(model, run, sample=None, tag=None):
+def prepare(model, run, sample=None, tag=None, epochs=None):
     """Make the compiled `model` ready to train into `run`; returns the initial epoch.
 
     Calls the model on `sample` (a batch of inputs) so its weights exist, creates the
-    optimizer's slots, and for a resumed run loads the last checkpoint of model `tag` on
-    the chief (the distributed callbacks broadcast it when training begins). Every rank
-    raises if the chief cannot load it.
+    optimizer's slots, and for a resumed run loads the newest intact checkpoint of model
+    `tag` on the chief (the distributed callbacks broadcast it when training begins).
+    Every rank raises if the chief cannot load it, and when `epochs` (the configured
+    number) is smaller than the restored epoch: a run is never reported finished on the
+    strength of a checkpoint it cannot have written.
     """
     from . import distributed as dist
     from ._keras import build_optimizer
@@ -141,7 +168,13 @@ def prepare(model, run, sample=None, tag=None):
         return found[0] if found else 0
 
     epoch = dist.agreed(load_on_chief, name=f"bwkeras.restore.{tag}")
-    run.initial_epoch = int(dist.broadcast_object(epoch, name=f"bwkeras.restore.epoch.{tag}"))
+    epoch = int(dist.broadcast_object(epoch, name=f"bwkeras.restore.epoch.{tag}"))
+    # every rank holds the same epoch now, so every rank raises here or none does
+    if epochs is not None and epoch > epochs:
+        raise checkpoints.CheckpointError(
+            f"cannot resume {run.path}: its checkpoint is from epoch {epoch}, past the "
+            f"{epochs} epochs configured (train.epochs); set train.epochs to at least {epoch}")
+    run.initial_epoch = epoch
     return run.initial_epoch
 
 
@@ -196,7 +229,7 @@ def fit(model, run, x, y=None, train=None, *, tag=None, extra_callbacks=(), batc
     # The rate the optimizer was made with, read before a resumed run's checkpoint replaces
     # it by the part-warmed rate it was saved with: the warmup must still end at this one.
     target_lr = _constant_learning_rate(model) if warmup else None
-    initial_epoch = prepare(model, run, x[:1], tag=tag)
+    initial_epoch = prepare(model, run, x[:1], tag=tag, epochs=train.epochs)
     return model.fit(
         x, y, epochs=train.epochs, initial_epoch=initial_epoch,
         batch_size=train.batch_size if batch_size is None else batch_size,

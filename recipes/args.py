@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-from bwkeras import config
+from bwkeras import config, runs
 
 # Keys that moved between sections: a run folder written before the move still resumes.
 MOVED = {("train", "checkpoint_keep"): ("run", "checkpoint_keep"),
@@ -52,13 +52,19 @@ def saved_config(default, path):
     return config.apply_mapping(default, data, f"config file {path}")
 
 
-def resolve(default, files=(), sets=(), resume=None, run_dir=None):
+def resolve(default, files=(), sets=(), resume=None, run_dir=None, runs_dir=None):
     """The resolved config (ConfigError on bad input). With `resume` / `run_dir` the run's
-    saved config.yaml is the starting point, so only the changes need repeating."""
+    saved config.yaml is the starting point, so only the changes need repeating.
+
+    The folders are checked first (`bwkeras.runs.check_target`: a --resume folder that is
+    not a run or holds no intact checkpoint, a --runs-dir that is a file or read-only),
+    so bad input stops here, before any folder is created or changed."""
     if resume and run_dir:
         raise config.ConfigError("give --resume or --run-dir, not both")
-    if resume and not os.path.isdir(resume):
-        raise config.ConfigError(f"--resume {resume}: no such run directory")
+    try:
+        runs.check_target(runs_dir=runs_dir, resume=resume or None, run_dir=run_dir or None)
+    except (OSError, ValueError) as exc:
+        raise config.ConfigError(str(exc)) from None
     existing = resume or run_dir
     base = default
     if existing and os.path.exists(os.path.join(existing, "config.yaml")):
@@ -72,7 +78,8 @@ def parse(default, argv=None, description=None, prog=None):
     p = parser(description, prog)
     args = p.parse_args(argv)
     try:
-        cfg = resolve(default, args.config, args.sets, args.resume, args.run_dir)
+        cfg = resolve(default, args.config, args.sets, args.resume, args.run_dir,
+                      None if args.print_config else args.runs_dir)
     except config.ConfigError as exc:
         p.error(str(exc))
     if args.print_config:

@@ -18,6 +18,9 @@ from bwkeras.data import synthetic
 from recipes import args as recipe_args
 
 
+MAX_N = 10 ** 8  # samples of synthetic data: 800 MB per float64 column
+
+
 @dataclasses.dataclass
 class Data(config.Config):
     n: int = 40
@@ -26,11 +29,24 @@ class Data(config.Config):
     validation: float = 0.5
     seed: int = 0
 
+    def validate(self):
+        config.at_least("data.n", self.n, 2, MAX_N)
+        if not self.coefficients:
+            raise ValueError("data.coefficients must list at least one coefficient, got []")
+        config.finite("data.noise", self.noise, low=0.0)
+        config.fraction("data.validation", self.validation)
+
 
 @dataclasses.dataclass
 class CapacityConfig(training.RecipeConfig):
     data: Data = dataclasses.field(default_factory=Data)
     degrees: typing.List[int] = dataclasses.field(default_factory=lambda: list(range(0, 13)))
+
+    def validate(self):
+        # the same split capacity_curve makes: round(validation * n) samples held out
+        n_train = self.data.n - int(round(self.data.validation * self.data.n))
+        config.listed("degrees", self.degrees,
+                      lambda d: config.at_least("degrees: each degree", d, 0, n_train - 1))
 
 
 CONFIG = CapacityConfig

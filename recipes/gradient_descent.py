@@ -20,6 +20,9 @@ from bwkeras.data import synthetic
 from recipes import args as recipe_args
 
 
+MAX_N = 10 ** 8  # samples of synthetic data: 800 MB per float64 column
+
+
 @dataclasses.dataclass
 class Data(config.Config):
     n: int = 100
@@ -27,6 +30,10 @@ class Data(config.Config):
     b: float = 1.0
     noise: float = 0.3
     seed: int = 0
+
+    def validate(self):
+        config.at_least("data.n", self.n, 2, MAX_N)
+        config.finite("data.noise", self.noise, low=0.0)
 
 
 @dataclasses.dataclass
@@ -43,6 +50,9 @@ class GradientDescentConfig(training.RecipeConfig):
     train: training.TrainConfig = dataclasses.field(default_factory=lambda: training.TrainConfig(
         epochs=5, batch_size=10, learning_rate=0.05, optimizer="sgd", lr_rule="none",
         shuffle=True))
+
+    def validate(self):
+        config.at_least("grid", self.grid, 2, 2001)  # grid x grid losses are evaluated
 
 
 CONFIG = GradientDescentConfig

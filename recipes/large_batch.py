@@ -51,6 +51,11 @@ class Model(config.Config):
     hidden_units: typing.List[int] = dataclasses.field(default_factory=lambda: [64])
     activation: str = "relu"      # logistic | relu | arctan | softmax
 
+    def validate(self):
+        for units in self.hidden_units:
+            config.at_least("model.hidden_units: each width", units, 1)
+        config.one_of("model.activation", self.activation, training.ACTIVATIONS)
+
 
 @dataclasses.dataclass
 class Study(config.Config):

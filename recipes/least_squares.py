@@ -20,11 +20,18 @@ from bwkeras.data import synthetic
 from recipes import args as recipe_args
 
 
+MAX_N = 10 ** 8  # samples of synthetic data: 800 MB per float64 column
+
+
 @dataclasses.dataclass
 class Data(config.Config):
     n: int = 200
     noise: float = 0.1
     seed: int = 0
+
+    def validate(self):
+        config.at_least("data.n", self.n, 3, MAX_N)  # the quadratic has 3 parameters
+        config.finite("data.noise", self.noise, low=0.0)
 
 
 @dataclasses.dataclass
@@ -35,6 +42,12 @@ class LeastSquaresConfig(training.RecipeConfig):
     train: training.TrainConfig = dataclasses.field(default_factory=lambda: training.TrainConfig(
         epochs=30, batch_size=16, learning_rate=0.02, optimizer="sgd", lr_rule="none"))
 
+    def validate(self):
+        config.listed("families", self.families,
+                      lambda f: config.one_of("families:", f, FAMILY_NAMES))
+
+
+FAMILY_NAMES = ("linear", "polynomial", "exponential", "logistic")  # the keys of FAMILIES
 
 # family name -> (data with known truth, a fresh model of that family, learning-rate factor:
 # y = N exp(r x) has gradients ~ x exp(r x), steep enough that train.learning_rate diverges)

@@ -23,11 +23,19 @@ class Data(config.Config):
     test: float = 0.2             # fraction of the images held out
     split_seed: int = 0
 
+    def validate(self):
+        config.fraction("data.test", self.test)
+
 
 @dataclasses.dataclass
 class Model(config.Config):
     hidden_units: typing.List[int] = dataclasses.field(default_factory=lambda: [64])
     activation: str = "logistic"  # logistic | relu | arctan | softmax
+
+    def validate(self):
+        for units in self.hidden_units:
+            config.at_least("model.hidden_units: each width", units, 1)
+        config.one_of("model.activation", self.activation, training.ACTIVATIONS)
 
 
 @dataclasses.dataclass

@@ -28,12 +28,24 @@ class Data(config.Config):
     noise: float = 0.5
     seed: int = 0
 
+    def validate(self):
+        config.at_least("data.n_train", self.n_train, 1, 10 ** 6)
+        config.at_least("data.n_test", self.n_test, 1, 10 ** 6)
+        config.at_least("data.n_regimes", self.n_regimes, 2)
+        config.at_least("data.min_length", self.min_length, 1)
+        config.at_least("data.max_length", self.max_length, self.min_length, 10 ** 5)
+        config.finite("data.noise", self.noise, low=0.0)
+
 
 @dataclasses.dataclass
 class Model(config.Config):
     cell: str = "lstm"            # simple | lstm | gru
     units: int = 16
     bidirectional: bool = True
+
+    def validate(self):
+        config.one_of("model.cell", self.cell, training.CELLS)
+        config.at_least("model.units", self.units, 1)
 
 
 @dataclasses.dataclass

@@ -19,17 +19,38 @@ from bwkeras import distributed as dist
 from recipes import args as recipe_args
 
 
+YEARS = 309  # the bundled series, 1700-2008 (datasets.sunspots)
+
+
 @dataclasses.dataclass
 class Data(config.Config):
     lags: int = 9                 # years of history each forecast reads (AR order p)
     validation: float = 0.15      # fraction of the windows, after the training years
     test: float = 0.15            # the last fraction of the windows
 
+    def validate(self):
+        config.fraction("data.validation", self.validation)
+        config.fraction("data.test", self.test)
+        if self.validation + self.test >= 1.0:
+            raise ValueError(f"data.validation + data.test must be < 1, got {self.validation!r} "
+                             f"+ {self.test!r}")
+        config.at_least("data.lags", self.lags, 1, YEARS - 1)
+        # AR(p) is solved on the training windows: it needs more of them than parameters
+        n_train = (YEARS - self.lags) * (1.0 - self.validation - self.test)
+        if n_train < self.lags + 2:
+            raise ValueError(f"data.lags={self.lags} leaves about {int(n_train)} training windows "
+                             f"of the {YEARS} years, too few for AR({self.lags})")
+
 
 @dataclasses.dataclass
 class Model(config.Config):
     cells: typing.List[str] = dataclasses.field(default_factory=lambda: ["simple", "lstm", "gru"])
     units: int = 32
+
+    def validate(self):
+        config.listed("model.cells", self.cells,
+                      lambda c: config.one_of("model.cells:", c, training.CELLS))
+        config.at_least("model.units", self.units, 1)
 
 
 @dataclasses.dataclass

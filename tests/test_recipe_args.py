@@ -31,9 +31,27 @@ def test_parse_reads_files_sets_and_exits_2_on_bad_input(tmp_path, capsys):
     assert printed["train"]["epochs"] == 2
 
 
+def fake_checkpoint(run_dir, epoch=1):
+    """A checkpoint the index vouches for (a zip archive with its SHA-256 recorded):
+    what --resume requires before it reads a run's config."""
+    import json
+    import zipfile
+
+    from bwkeras import checkpoints
+
+    folder = run_dir / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"epoch-{epoch:04d}.keras"
+    with zipfile.ZipFile(folder / name, "w") as archive:
+        archive.writestr("metadata.json", "{}")
+    (folder / "latest.json").write_text(json.dumps(
+        {"epoch": epoch, "file": name, "sha256": checkpoints.sha256(folder / name)}))
+
+
 def test_resume_starts_from_the_saved_config(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
+    fake_checkpoint(run_dir)
     C.dump(C.load(Demo(), sets=["train.epochs=2", "model.units=3"]), run_dir / "config.yaml")
     cfg, args = recipe_args.parse(Demo(), ["--resume", str(run_dir), "--set", "train.epochs=4"])
     assert (cfg.train.epochs, cfg.model.units) == (4, 3)
@@ -63,6 +81,7 @@ def test_a_run_folder_from_before_the_run_section_still_resumes(tmp_path):
 
     run_dir = tmp_path / "old-run"
     run_dir.mkdir()
+    fake_checkpoint(run_dir)
     (run_dir / "config.yaml").write_text(
         "train:\n  epochs: 3\n  checkpoint_keep: 5\n  tensorboard: false\n")
     cfg = recipe_args.resolve(WithRun(), resume=str(run_dir), sets=["train.epochs=6"])

@@ -16,7 +16,6 @@ sqrt(RSS)), carries only 2-4 digits in float64 arithmetic whatever the solver do
 import math
 import warnings
 
-import numpy as np
 import pytest
 
 import nist_strd

@@ -1,6 +1,7 @@
 """Run directories, atomic files, checkpoints and resume (np=1 and np=2)."""
 import csv
 import dataclasses
+import hashlib
 import json
 import os
 
@@ -89,7 +90,12 @@ def test_checkpoint_each_epoch_and_keep(tmp_path):
     names = sorted(os.listdir(tmp_path / "ck"))
     assert names == ["epoch-0002.keras", "epoch-0003.keras", "latest.json"]
     state = json.load(open(tmp_path / "ck" / "latest.json"))
-    assert state == {"epoch": 3, "file": "epoch-0003.keras"}
+    # the index records each kept file's SHA-256 (hashlib over the bytes on disk)
+    digest = {n: hashlib.sha256((tmp_path / "ck" / n).read_bytes()).hexdigest()
+              for n in names[:2]}
+    assert state == {"epoch": 3, "file": "epoch-0003.keras", "sha256": digest["epoch-0003.keras"],
+                     "checkpoints": [{"epoch": e, "file": f"epoch-000{e}.keras",
+                                      "sha256": digest[f"epoch-000{e}.keras"]} for e in (2, 3)]}
     loaded = keras.models.load_model(tmp_path / "ck" / "epoch-0003.keras")
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     with pytest.raises(ValueError, match="keep must be an integer >= 1, got 0"):

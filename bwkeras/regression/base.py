@@ -201,6 +201,30 @@ class LinearFamily(RegressionModel):
         return self._finish(result, x, y)
 
 
+# Past this magnitude the squares and cross products a second-order solve forms overflow
+# float64 (max about 1.8e308), and LAPACK is handed inf: refused before it is called.
+SCALE_LIMIT = 1e150
+
+
+def _check_scale(x, y):
+    """ValueError when in-memory x or y reach SCALE_LIMIT (streams are checked by the
+    solver's own LinAlgError handling)."""
+    if y is None:
+        return
+    for name, value in (("x", x), ("y", y)):
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            return  # not an array: the solver's own checks report it
+        finite = array[np.isfinite(array)]
+        if finite.size and float(np.max(np.abs(finite))) >= SCALE_LIMIT:
+            raise ValueError(
+                f"{name} reaches {float(np.max(np.abs(finite))):.3g}: at that scale the "
+                f"squares a second-order solve forms overflow float64 (limit {SCALE_LIMIT:g}); "
+                f"rescale {name} to values of order 1 (e.g. divide by its standard deviation) "
+                f"and the parameters with it")
+
+
 class NonlinearFamily(RegressionModel):
     """A family nonlinear in its parameters, solved by Levenberg-Marquardt."""
 
@@ -229,6 +253,7 @@ class NonlinearFamily(RegressionModel):
         """
         from .levenberg_marquardt import levenberg_marquardt
 
+        _check_scale(x, y)
         if isinstance(start, str) and start == "current":
             theta0 = self._param_vector()
         elif isinstance(start, str) and start == "guess":
@@ -238,9 +263,15 @@ class NonlinearFamily(RegressionModel):
                                   name="start")
         else:
             raise ValueError(f"start must be 'current', 'guess' or a dict name -> value, got {start!r}")
-        result = levenberg_marquardt(
-            self, x, y, start=theta0, objective=self.objective, batch_size=batch_size,
-            distributed=distributed, max_iterations=max_iterations, tolerance=tolerance,
-            verbose=verbose, acceleration=acceleration, sample_weight=sample_weight,
-        )
+        try:
+            result = levenberg_marquardt(
+                self, x, y, start=theta0, objective=self.objective, batch_size=batch_size,
+                distributed=distributed, max_iterations=max_iterations, tolerance=tolerance,
+                verbose=verbose, acceleration=acceleration, sample_weight=sample_weight,
+            )
+        except np.linalg.LinAlgError as exc:
+            raise ValueError(
+                f"{type(self).__name__}.solve failed in its linear algebra ({exc}): the data "
+                f"or the starting values are most likely badly scaled; rescale x and y to "
+                f"values of order 1 (e.g. divide by their standard deviations)") from None
         return self._finish(result, x, y)

@@ -8,6 +8,12 @@ calls with keywords, lambdas, comparisons, strings...) is rejected with a ValueE
 names the construct. The text is never passed to ``eval``, so a formula stored in a saved
 model is safe to load.
 
+The text must be ASCII (Python would fold ``𝐱`` into ``x``: one name, two spellings) and
+may not hold a comment (``#``: the rest of the line would silently vanish). A constant
+sub-term (``9**9**9**9``, ``1e999``, a 400-digit literal, ``log(0)``) is evaluated once at
+parse time and must give a finite real number, so every later evaluation can only
+overflow through the data or the parameters, never through the formula itself.
+
 The tree is evaluated against an operator table: TensorFlow for the Keras layer (and its
 autodiff Jacobian), NumPy for synthetic data and reference values.
 """
@@ -51,8 +57,21 @@ def _tensorflow_ops():
     }
 
 
+def _ascii_only(what, text):
+    """ValueError naming the first character of `text` that is not ASCII (a lone
+    surrogate included)."""
+    for i, ch in enumerate(text):
+        if ord(ch) > 127:
+            kind = "a lone surrogate" if 0xD800 <= ord(ch) <= 0xDFFF else "the character"
+            raise ValueError(
+                f"{what} holds {kind} {ascii(ch)} (U+{ord(ch):04X}) at position {i}: formulas "
+                f"and parameter names are ASCII (letters a-z, A-Z, digits, _)")
+
+
 def check_parameter_name(name):
-    """A parameter name must be a plain identifier that is not reserved by the grammar."""
+    """A parameter name must be a plain ASCII identifier that is not reserved by the grammar."""
+    if isinstance(name, str):
+        _ascii_only(f"parameter name {ascii(name)[:80]}", name)
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
         raise ValueError(f"parameter name {name!r} is not a valid identifier (letters, digits, _)")
     if name in RESERVED:
@@ -72,8 +91,8 @@ def check_variables(variables, param_names=()):
     if not names:
         raise ValueError("inputs is empty: a formula needs at least one input variable such as 'x'")
     for v in names:
-        if not isinstance(v, str) or not v.isidentifier() or keyword.iskeyword(v):
-            raise ValueError(f"input name {v!r} is not a valid identifier (letters, digits, _)")
+        if not isinstance(v, str) or not v.isascii() or not v.isidentifier() or keyword.iskeyword(v):
+            raise ValueError(f"input name {v!r} is not a valid ASCII identifier (letters, digits, _)")
         if v in FUNCTIONS or v in CONSTANTS:
             raise ValueError(f"input name {v!r} is reserved: the functions are {FUNCTIONS} and "
                              f"the constants are {tuple(CONSTANTS)}")
@@ -82,6 +101,33 @@ def check_variables(variables, param_names=()):
     if len(set(names)) != len(names):
         raise ValueError(f"input names repeat: {list(names)}")
     return names
+
+
+_MATH = {
+    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b, "pow": math.pow, "neg": lambda a: -a, "pos": lambda a: a,
+    "exp": math.exp, "log": math.log, "sqrt": math.sqrt, "sin": math.sin, "cos": math.cos,
+    "arctan": math.atan,
+}
+
+
+def _is_constant(tree):
+    if tree[0] == "const":
+        return True
+    if tree[0] == "op":
+        return all(_is_constant(child) for child in tree[2:])
+    return False
+
+
+def _constant_value(tree):
+    """The float value of a tree without x or parameters, by Python's math (which raises
+    on overflow and outside a function's domain, where NumPy would return inf or nan)."""
+    if tree[0] == "const":
+        return tree[1]
+    value = _MATH[tree[1]](*(_constant_value(child) for child in tree[2:]))
+    if isinstance(value, complex):
+        raise ValueError("a complex number")
+    return float(value)
 
 
 class Expression:
@@ -103,9 +149,14 @@ class Expression:
         self.param_names = tuple(check_parameter_name(p) for p in param_names)
         if len(set(self.param_names)) != len(self.param_names):
             raise ValueError(f"parameter names repeat: {list(self.param_names)}")
+        _ascii_only(f"expression {ascii(text[:77])}", text)
         self.variables = check_variables(variables, self.param_names)
         self.text = text
         self._shown = text if len(text) <= 80 else text[:77] + "..."
+        if "#" in text:
+            raise ValueError(f"expression {self._shown!r} holds a comment ('#' at position "
+                             f"{text.index('#')}); a formula is one expression, with nothing "
+                             "after it")
         try:
             tree = ast.parse(text.strip(), mode="eval")
         except SyntaxError as exc:
@@ -113,6 +164,7 @@ class Expression:
         except (RecursionError, MemoryError):
             raise ValueError(f"expression {self._shown!r} is nested too deeply") from None
         self._count = 0
+        self._source = text.strip()
         try:
             self._tree = self._compile(tree.body)
         except RecursionError:
@@ -133,9 +185,18 @@ class Expression:
             value = node.value
             if not is_real(value):
                 raise ValueError(
-                    f"constant {value!r} in expression {self._shown!r} is not allowed; only real numbers"
+                    f"constant {value!r:.40} in expression {self._shown!r} is not allowed; "
+                    "only real numbers"
                 )
-            return ("const", float(value))
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):
+                raise ValueError(
+                    f"constant {self._term(node)} in expression {self._shown!r} is not a finite "
+                    f"float64 number (the largest is about 1.8e308)")
+            return ("const", number)
         if isinstance(node, ast.Name):
             name = node.id
             if name in self.variables:
@@ -158,7 +219,11 @@ class Expression:
                     f"operator {type(node.op).__name__} in expression {self._shown!r} is not allowed; "
                     f"allowed are + - * / **"
                 )
-            return ("op", op, self._compile(node.left), self._compile(node.right))
+            left, right = self._compile(node.left), self._compile(node.right)
+            if op == "div" and _is_constant(right) and _constant_value(right) == 0.0:
+                raise ValueError(f"term {self._term(node)} of expression {self._shown!r} "
+                                 "divides by zero")
+            return self._constant_checked(node, ("op", op, left, right))
         if isinstance(node, ast.UnaryOp):
             op = _UNARY.get(type(node.op))
             if op is None:
@@ -166,7 +231,7 @@ class Expression:
                     f"unary operator {type(node.op).__name__} in expression {self._shown!r} is not "
                     f"allowed; allowed are unary + and -"
                 )
-            return ("op", op, self._compile(node.operand))
+            return self._constant_checked(node, ("op", op, self._compile(node.operand)))
         if isinstance(node, ast.Call):
             func = node.func
             if not isinstance(func, ast.Name) or func.id not in FUNCTIONS:
@@ -179,12 +244,35 @@ class Expression:
                 raise ValueError(
                     f"{func.id}() takes exactly one positional argument, in expression {self._shown!r}"
                 )
-            return ("op", func.id, self._compile(node.args[0]))
+            return self._constant_checked(node, ("op", func.id, self._compile(node.args[0])))
         raise ValueError(
             f"construct {type(node).__name__} ({ast.unparse(node)!r}) in expression {self._shown!r} "
             f"is not allowed; a formula may use numbers, x, the parameters, pi, + - * / ** and "
             f"{', '.join(FUNCTIONS)}"
         )
+
+    def _term(self, node):
+        """The source text of `node`, cut to a readable length."""
+        text = ast.get_source_segment(self._source, node) or ast.unparse(node)
+        return repr(text if len(text) <= 40 else text[:37] + "...")
+
+    def _constant_checked(self, node, tree):
+        """`tree`; when it holds neither x nor a parameter, its value must be a finite real
+        number (ValueError naming the term): 9**9**9**9 or log(0) fail here, once, rather
+        than in every evaluation."""
+        if not _is_constant(tree):
+            return tree
+        try:
+            value = _constant_value(tree)
+        except (OverflowError, ZeroDivisionError, ValueError) as exc:
+            value, why = None, str(exc) or type(exc).__name__
+        else:
+            why = None if math.isfinite(value) else "not finite"
+        if why is not None:
+            raise ValueError(
+                f"term {self._term(node)} of expression {self._shown!r} has no finite float64 "
+                f"value ({why}); write the constant it stands for, within about 1.8e308")
+        return tree
 
     @property
     def used_names(self):

@@ -27,7 +27,7 @@ from .._checks import choice, integer, real
 from .blocks import BlockSource, StreamProgress
 from .collective import Reducer
 from .linear_solve import rank_check
-from .lm_core import ADVICE, STOP_REASONS, Point, default_budget, iterate
+from .lm_core import ADVICE, Point, default_budget, iterate
 from .result import Solution
 from .streaming import IncrementalQR, Moments
 

@@ -41,6 +41,11 @@ def _default_prepare(k):
     return prepare
 
 
+def _names_shown(names):
+    return str(names) if len(names) <= 8 else f"[{', '.join(map(repr, names[:3]))}, ..., " \
+        f"{names[-1]!r}]"
+
+
 def check_param_names(param_names):
     names = list(param_names)
     if not names:
@@ -83,6 +88,10 @@ def least_squares(x, y=None, *, param_names, intercept=True, design=None, prepar
     def local_pass():
         source = BlockSource(x, y, prepare_x=prepare, batch_size=batch_size,
                              sample_weight=sample_weight)
+        if source.in_memory and not reducer.active and source.n_rows < p:
+            # known before the design and the (p+1)^2 factor are allocated
+            raise ValueError(f"{source.n_rows} observation(s) cannot determine {p} parameters "
+                             f"{_names_shown(names)}: need at least {p}")
         StreamProgress.for_source(source, "least squares (QR)", verbose)
         blocks = ((_design_block(build, xb, k, names, intercept), yb, wb)
                   for xb, yb, wb in source.weighted())
@@ -129,7 +138,8 @@ def least_squares(x, y=None, *, param_names, intercept=True, design=None, prepar
         raise ValueError("the data are empty: need at least one (x, y) sample")
     if n < p:
         raise ValueError(
-            f"{n} observation(s) cannot determine {p} parameters {names}: need at least {p}"
+            f"{n} observation(s) cannot determine {p} parameters {_names_shown(names)}: need "
+            f"at least {p}"
         )
     solution = _solve_from_r(R, n, names, intercept, mu, scale, ystats, rcond, weighted)
     solution = replace(solution, log_weights=float(weight_stats[1]))

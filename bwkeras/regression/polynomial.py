@@ -5,6 +5,10 @@ from .._checks import integer
 from .._keras import register_serializable
 from .base import LinearFamily
 
+# d + 1 parameters, d + 1 float64 columns per row and a (d + 2)^2 R factor: degree 10000
+# already needs 800 MB for R alone, far past any data set's support for it.
+MAX_DEGREE = 10_000
+
 
 @register_serializable(package="bwkeras")
 class PolynomialRegression(LinearFamily):
@@ -17,6 +21,9 @@ class PolynomialRegression(LinearFamily):
     def __init__(self, degree, dtype="float32", name=None, trainable=True, **kwargs):
         super().__init__(dtype=dtype, name=name, trainable=trainable, **kwargs)
         self.degree = integer("degree", degree, minimum=0)
+        if self.degree > MAX_DEGREE:
+            raise ValueError(f"degree must be at most {MAX_DEGREE} (degree + 1 parameters, each "
+                             f"needing an observation), got {self.degree}")
         n = self.degree
         self._create_parameters([("a", [f"a_{i}" for i in range(n + 1)], [0.0] * (n + 1), True)])
 

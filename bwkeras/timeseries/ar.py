@@ -8,6 +8,8 @@ from .._checks import as_series, choice, integer, param_values
 from .._keras import model_config, register_serializable, weight_dtype
 
 TRENDS = ("c", "n")
+# p weights of float64 and a (p + 2)^2 R factor: checked before anything is allocated
+MAX_LAGS = 10_000
 
 
 @register_serializable(package="bwkeras", name="AutoRegression")
@@ -29,6 +31,9 @@ class AutoRegression(keras.Model):
         super().__init__(dtype=dtype, **kwargs)
         self.weight_dtype = dtype
         self.lags = integer("lags", lags, minimum=1)
+        if self.lags > MAX_LAGS:
+            raise ValueError(f"lags must be at most {MAX_LAGS} (a weight and an observation "
+                             f"per lag), got {self.lags}")
         self.trend = choice("trend", trend, TRENDS)
         self.build((None, self.lags))
 
