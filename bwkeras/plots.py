@@ -200,7 +200,8 @@ def prediction_intervals(panels, path=None, title="Fits with confidence and pred
         ax.fill_between(grid, frame["mean_ci_lower"], frame["mean_ci_upper"], color="C0",
                         alpha=0.35, label=f"{level} confidence interval")
         ax.plot(grid, frame["mean"], color="C0", lw=2, label="fit")
-        ax.scatter(x, y, s=panel.get("sizes", 12), color="0.3", zorder=3, label="data")
+        sizes = panel.get("sizes")
+        ax.scatter(x, y, s=12 if sizes is None else sizes, color="0.3", zorder=3, label="data")
         ax.set_title(panel["title"])
         ax.set_xlabel(panel.get("x_label", "x"))
         ax.set_ylabel(panel.get("y_label", "y"))
