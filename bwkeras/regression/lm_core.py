@@ -213,6 +213,10 @@ def iterate(evaluate, objective, curvature, theta, current, *, max_iterations, t
         d, _, _ = _free_step(box, theta_, RJ_, qtr_, box.held(theta_, RJ_, qtr_), solve)
         return box.clip_step(theta_, broadcast(d))
 
+    def move(theta_, step):
+        """theta + step, inside the box ((a - b) + b can round one unit past a bound)."""
+        return box.project(theta_ + step) if box.bounded else theta_ + step
+
     def outcome(converged, reason):
         return Outcome(theta, current, accepted, converged, reason, accelerated, evaluations,
                        held=held_at(theta, current))
@@ -232,13 +236,13 @@ def iterate(evaluate, objective, curvature, theta, current, *, max_iterations, t
                 d = gauss_newton(theta, RJ, qtr)
                 if not np.isfinite(d).all() or np.array_equal(theta + d, theta):
                     break
-                candidate = evaluate(theta + d)
+                candidate = evaluate(move(theta, d))
                 evaluations += 1
                 if candidate is None or \
                         candidate.obj > current.obj * (1 + ROUNDING) + current.noise + candidate.noise or \
-                        np.sqrt(reducible(theta + d, candidate)) >= np.sqrt(reducible(theta, current)):
+                        np.sqrt(reducible(move(theta, d), candidate)) >= np.sqrt(reducible(theta, current)):
                     break
-                theta, current = theta + d, candidate
+                theta, current = move(theta, d), candidate
                 accepted += 1
             return outcome(True, "rounding")
         if accepted >= max_iterations:
@@ -274,7 +278,7 @@ def iterate(evaluate, objective, curvature, theta, current, *, max_iterations, t
                 step = None
         taken = False
         if step is not None:
-            trial = theta + step
+            trial = move(theta, step)
             new_obj = objective(trial)
             evaluations += 1
             rho = (current.obj - new_obj) / predicted if predicted > 0 and np.isfinite(new_obj) else -1.0
