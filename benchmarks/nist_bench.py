@@ -1,6 +1,6 @@
 """NIST StRD nonlinear regression: bwkeras `solve` beside scipy's least_squares.
 
-Every problem of NIST's nonlinear set (the 27 files in tests/data/nist_strd), from both of
+Every problem of NIST's nonlinear set (the 27 files bundled as bwkeras.datasets.nist_strd), from both of
 NIST's starting points, with default settings: bwkeras ParametricRegression.solve (autodiff
 Jacobian), scipy.optimize.least_squares method="lm" (MINPACK) with its defaults, the same
 at its best (x_scale="jac", MINPACK's own column-norm scaling, and ftol = xtol = gtol =
@@ -12,14 +12,11 @@ whether it meets the bar LRE >= 6 on parameters and >= 4 on standard errors.
 
     python -m benchmarks nist [--quick]
 """
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-TESTS = Path(__file__).resolve().parents[1] / "tests"
 QUICK = ["Misra1a", "BoxBOD", "MGH09", "Nelson"]
 _EPS = float(np.finfo(float).eps)
 
@@ -90,13 +87,12 @@ SOLVERS = {
 
 
 def run(quick=False):
-    sys.path.insert(0, str(TESTS))
-    import nist_strd
+    from bwkeras.datasets import nist_strd, nist_strd_names
 
-    names = QUICK if quick else nist_strd.names()
+    names = QUICK if quick else nist_strd_names()
     rows = []
     for name in names:
-        problem = nist_strd.load(name)
+        problem = nist_strd(name)
         for k, start in enumerate(problem.starts):
             row = {"problem": name, "start": k + 1, "difficulty": problem.difficulty}
             for solver, fn in SOLVERS.items():

@@ -19,7 +19,8 @@ import numpy as np  # noqa: E402
 from . import atomic  # noqa: E402
 
 __all__ = [
-    "new_figure", "save", "loss_curves", "fit_residuals", "loss_surface", "capacity_curve",
+    "new_figure", "save", "loss_curves", "fit_residuals", "prediction_intervals",
+    "loss_surface", "capacity_curve",
     "accuracy_curves", "batch_size_effect",
     "forecast", "activations", "DEFAULT_SIZE", "DPI",
 ]
@@ -155,6 +156,60 @@ def fit_residuals(x, y, fits, path=None, x_label="x", y_label="y", title="Data a
     bottom.set_xlabel(x_label)
     bottom.set_ylabel(f"residual ({y_label})")
     bottom.grid(True, alpha=0.3)
+    return _finish(fig, path)
+
+
+_BAND_COLUMNS = ("mean", "mean_ci_lower", "mean_ci_upper", "obs_ci_lower", "obs_ci_upper")
+
+
+def prediction_intervals(panels, path=None, title="Fits with confidence and prediction intervals",
+                         alpha=0.05):
+    """One panel per fit: the data, the fitted curve over a grid, its confidence band (of
+    the mean f(x)) and its prediction band (of a new observation).
+
+    panels: list of dicts with "title", "x", "y" (the data), "x_grid" and "frame" (the
+    grid's `FitResult.get_prediction(x_grid).summary_frame(alpha)`, or any DataFrame with
+    columns mean, mean_ci_lower/upper, obs_ci_lower/upper), optional "x_label", "y_label"
+    and "sizes" (marker sizes, e.g. proportional to sample weights). alpha labels the
+    bands (1 - alpha).
+    """
+    if not isinstance(panels, (list, tuple)) or not panels:
+        raise ValueError(f"panels must be a non-empty list of dicts, got {panels!r}")
+    ncols = min(2, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig = Figure(figsize=(6.0 * ncols, max(5.5, 4.5 * nrows)), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    level = f"{100 * (1 - alpha):g}%"
+    for i, (ax, panel) in enumerate(zip(axes, panels)):
+        missing = [k for k in ("title", "x", "y", "x_grid", "frame") if k not in panel]
+        if missing:
+            raise ValueError(f"panel {i} lacks {missing}; it has {sorted(panel)}")
+        frame = panel["frame"]
+        lacking = [c for c in _BAND_COLUMNS if c not in getattr(frame, "columns", ())]
+        if lacking:
+            raise ValueError(f"panel {i} ({panel['title']!r}): frame lacks columns {lacking}")
+        grid = np.asarray(panel["x_grid"], dtype=float).ravel()
+        x = np.asarray(panel["x"], dtype=float).ravel()
+        y = np.asarray(panel["y"], dtype=float).ravel()
+        if len(frame) != grid.size or x.shape != y.shape:
+            raise ValueError(f"panel {i} ({panel['title']!r}): {len(frame)} predictions for "
+                             f"{grid.size} grid points, or x {x.shape} and y {y.shape} differ")
+        ax.fill_between(grid, frame["obs_ci_lower"], frame["obs_ci_upper"], color="C0",
+                        alpha=0.15, label=f"{level} prediction interval")
+        ax.fill_between(grid, frame["mean_ci_lower"], frame["mean_ci_upper"], color="C0",
+                        alpha=0.35, label=f"{level} confidence interval")
+        ax.plot(grid, frame["mean"], color="C0", lw=2, label="fit")
+        sizes = panel.get("sizes")
+        ax.scatter(x, y, s=12 if sizes is None else sizes, color="0.3", zorder=3, label="data")
+        ax.set_title(panel["title"])
+        ax.set_xlabel(panel.get("x_label", "x"))
+        ax.set_ylabel(panel.get("y_label", "y"))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle(title)
     return _finish(fig, path)
 
 

@@ -191,3 +191,25 @@ def test_save_refuses_unlabelled_axes_and_writes_atomically(tmp_path):
     plots.save(fig, target)
     assert target.read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in tmp_path.iterdir()] == ["good.png"]
+
+
+def test_prediction_intervals(tmp_path):
+    import pandas as pd
+
+    grid = np.linspace(0, 1, 20)
+    frame = pd.DataFrame({"mean": grid, "mean_ci_lower": grid - 0.1, "mean_ci_upper": grid + 0.1,
+                          "obs_ci_lower": grid - 0.3, "obs_ci_upper": grid + 0.3})
+    panel = {"title": "line", "x": [0.2, 0.5], "y": [0.1, 0.6], "x_grid": grid, "frame": frame,
+             "x_label": "dose", "y_label": "response"}
+    fig = plots.prediction_intervals([panel, dict(panel, title="again")], path=tmp_path / "pi.png")
+    assert labels(fig)[:2] == [("dose", "response"), ("dose", "response")]
+    bands = fig.axes[0].collections[:2]   # prediction band, then confidence band
+    np.testing.assert_allclose(bands[0].get_paths()[0].vertices[:, 1].max(), 1.3)
+    np.testing.assert_allclose(bands[1].get_paths()[0].vertices[:, 1].max(), 1.1)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()][:2] == [
+        "95% prediction interval", "95% confidence interval"]
+    check_png(tmp_path / "pi.png")
+    with pytest.raises(ValueError, match=r"frame lacks columns \['obs_ci_lower', 'obs_ci_upper'\]"):
+        plots.prediction_intervals([dict(panel, frame=frame[["mean", "mean_ci_lower", "mean_ci_upper"]])])
+    with pytest.raises(ValueError, match="panel 0 lacks \\['frame'\\]"):
+        plots.prediction_intervals([{k: v for k, v in panel.items() if k != "frame"}])

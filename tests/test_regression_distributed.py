@@ -2,8 +2,8 @@
 
 One job covers several things, since each launch costs seconds: every rank passes its own
 shard and must get the same FitResult, equal to one process on all the data (LRE >= 10),
-for a streamed QR solve, a Levenberg-Marquardt solve (one input; two inputs with weights
-in streamed batches) and a maximum-likelihood logistic solve; GD, SGD and mini-batch SGD train through `fit` with Horovod; and a bad shard on one
+for a streamed QR solve, a Levenberg-Marquardt solve (one input, unbounded and with a bound
+that binds; two inputs with weights in streamed batches) and a maximum-likelihood logistic solve; GD, SGD and mini-batch SGD train through `fit` with Horovod; and a bad shard on one
 rank makes every rank raise instead of hanging.
 """
 import numpy as np
@@ -46,6 +46,11 @@ x, y, _ = synthetic.parametric("b1*(1-exp(-b2*x))", {"b1": 240.0, "b2": 5.5e-4},
                                noise=0.1, x_range=(70.0, 800.0), seed=2)
 out["lm"] = pair(lambda: ParametricRegression("b1*(1-exp(-b2*x))", {"b1": 500.0, "b2": 1e-4},
                                               dtype="float64"), x, y, batch_size=64)
+
+# The same with a bound that binds (the curve's b1 is 240): projected steps on every rank.
+out["lmb"] = pair(lambda: ParametricRegression("b1*(1-exp(-b2*x))", {"b1": 150.0, "b2": 1e-4},
+                                               dtype="float64"), x, y, batch_size=64,
+                  bounds={"b1": (None, 200.0)})
 
 # Two inputs and sample weights, streamed as (x, y, w) batches on each rank.
 rng = np.random.default_rng(6)
@@ -116,7 +121,7 @@ def ranks(tmp_path_factory):
     return read_outputs(proc, 2)
 
 
-@pytest.mark.parametrize("problem", ["poly", "lm", "lm2w", "logit"])
+@pytest.mark.parametrize("problem", ["poly", "lm", "lmb", "lm2w", "logit"])
 def test_every_rank_gets_the_one_process_result(ranks, problem):
     r0, r1 = ranks[0][problem], ranks[1][problem]
     assert ranks[0]["size"] == 2 and r0["n_local"] == r1["n_local"] > 0
@@ -126,12 +131,16 @@ def test_every_rank_gets_the_one_process_result(ranks, problem):
     assert dist_res["n_obs"] == one["n_obs"] == 2 * r0["n_local"]
     assert dist_res["converged"] and one["converged"]
     names = list(one["params"])
+    assert dist_res["active_bounds"] == one["active_bounds"] == ({"b1": "upper"} if problem == "lmb" else {})
     # The issue's bar: LRE >= 10 against one process on all the data. Both are float64
     # orthogonal factorisations of the same rows in another order, so they agree to
     # ~1e-13 relative times a condition number well under 1e3 for these problems.
     for key in ("params", "std_errors"):
-        got = [dist_res[key][k] for k in names]
-        ref = [one[key][k] for k in names]
+        # a parameter held on its bound has no standard error (NaN on both sides)
+        keep = [k for k in names if key == "params" or k not in one["active_bounds"]]
+        assert all(np.isnan(dist_res[key][k]) for k in names if k not in keep)
+        got = [dist_res[key][k] for k in keep]
+        ref = [one[key][k] for k in keep]
         assert lre(got, ref).min() >= 10, (key, got, ref)
     for key in ("rss", "r_squared", "residual_sd"):
         assert lre(dist_res[key], one[key]) >= 10, (key, dist_res[key], one[key])

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import nist_strd
+from bwkeras.datasets import nist_strd
 from bwkeras.regression import ConvergenceWarning, ParametricRegression, lre
 
 
@@ -23,7 +23,7 @@ def test_rescaling_a_parameter_by_1e6_gives_the_same_fit():
     # BoxBOD from NIST's first start is the hard case (it needs the acceleration to avoid a
     # plateau); in units where b2 is a million times larger the column-norm scaling makes
     # the path the same: same number of steps, same answer to rounding.
-    p = nist_strd.load("BoxBOD")
+    p = nist_strd("BoxBOD")
     plain = ParametricRegression("b1*(1-exp(-b2*x))", dict(zip(p.param_names, p.starts[0])),
                                  dtype="float64")
     scaled = ParametricRegression("b1*(1-exp(-(b2*1e-6)*x))",
@@ -40,7 +40,7 @@ def test_rescaling_a_parameter_by_1e6_gives_the_same_fit():
 def test_geodesic_acceleration_is_what_reaches_boxbod_from_start_1():
     # Without it the first step jumps to b2 ~ 115, where exp(-b2 x) vanishes and the b2
     # column of the Jacobian with it: a plateau. The solver says so and what to try.
-    p = nist_strd.load("BoxBOD")
+    p = nist_strd("BoxBOD")
     model = ParametricRegression("b1*(1-exp(-b2*x))", dict(zip(p.param_names, p.starts[0])),
                                  dtype="float64")
     with pytest.warns(ConvergenceWarning, match="step is below floating-point resolution.*start elsewhere"):
@@ -54,7 +54,7 @@ def test_geodesic_acceleration_is_what_reaches_boxbod_from_start_1():
 def test_acceleration_shortens_slow_valleys():
     # MGH17 from start 1 crawls along a curved valley; the acceleration follows its bend.
     # Both reach the certified values; measured 141 accelerated steps vs about 560 plain.
-    p = nist_strd.load("MGH17")
+    p = nist_strd("MGH17")
     fits = []
     for accelerate in (True, False):
         model = ParametricRegression(p.expression, dict(zip(p.param_names, p.starts[0])), dtype="float64")
@@ -64,7 +64,7 @@ def test_acceleration_shortens_slow_valleys():
 
 
 def test_stopping_on_the_budget_says_so_and_what_to_try():
-    p = nist_strd.load("MGH10")
+    p = nist_strd("MGH10")
     model = ParametricRegression(p.expression, dict(zip(p.param_names, p.starts[0])), dtype="float64")
     with pytest.warns(ConvergenceWarning, match=r"iteration budget.*raise max_iterations"):
         result = model.solve(p.x, p.y, max_iterations=50)
@@ -102,7 +102,7 @@ NELSON = "b1 - b2*x1*exp(-b3*x2)"
 
 
 def nelson(start=1):
-    p = nist_strd.load("Nelson")
+    p = nist_strd("Nelson")
     model = ParametricRegression(NELSON, dict(zip(p.param_names, p.starts[start])),
                                  inputs=("x1", "x2"), dtype="float64")
     return p, model

@@ -1,4 +1,4 @@
-"""The whole NIST StRD nonlinear set (27 problems, tests/data/nist_strd), from both of NIST's
+"""The whole NIST StRD nonlinear set (27 problems, bwkeras/data/nist_strd), from both of NIST's
 starting points, with default solver settings.
 
 The bar is the issue's: LRE >= 6 on every parameter and >= 4 on every standard error,
@@ -18,16 +18,16 @@ import warnings
 
 import pytest
 
-import nist_strd
+from bwkeras.datasets import nist_strd, nist_strd_names
 from bwkeras.regression import ConvergenceWarning, ParametricRegression, lre
 
-NAMES = nist_strd.names()
+NAMES = nist_strd_names()
 ROUNDING_LIMITED = {"Lanczos1"}
 
 
 def test_the_data_are_the_full_nist_set():
     assert len(NAMES) == 27
-    levels = [nist_strd.load(n).difficulty for n in NAMES]
+    levels = [nist_strd(n).difficulty for n in NAMES]
     # NIST's grouping: 8 lower, 11 average, 8 higher difficulty problems.
     assert (levels.count("Lower"), levels.count("Average"), levels.count("Higher")) == (8, 11, 8)
 
@@ -45,7 +45,7 @@ def solve(problem, start):
 @pytest.mark.parametrize("start", [0, 1], ids=["start1", "start2"])
 @pytest.mark.parametrize("name", NAMES)
 def test_certified_values_from_both_starts(name, start):
-    problem = nist_strd.load(name)
+    problem = nist_strd(name)
     model, result = solve(problem, start)
     assert result.converged and result.stop_reason in ("relative_offset", "rounding")
     assert result.iterations < 0.5 * 1000 * (len(problem.param_names) + 1)  # budget is not what stops it
@@ -67,6 +67,26 @@ def test_certified_values_from_both_starts(name, start):
 
 
 def test_nelson_has_two_inputs_and_a_log_response():
-    problem = nist_strd.load("Nelson")
+    problem = nist_strd("Nelson")
     assert problem.inputs == ("x1", "x2") and problem.response == "log(y)"
     assert problem.expression == "b1 - b2*x1 * exp(-b3*x2)"
+
+
+def test_the_nist_files_ship_with_the_package():
+    """setup.cfg's package_data names every bundled NIST file (a wheel without them would
+    make bwkeras.datasets.nist_strd fail for every user)."""
+    import configparser
+    import fnmatch
+    import os
+
+    import bwkeras
+
+    root = os.path.dirname(bwkeras.__file__)
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(os.path.dirname(root), "setup.cfg"))
+    patterns = [p.strip() for p in cfg["options.package_data"]["bwkeras"].replace("\n", ",").split(",")
+                if p.strip()]
+    files = sorted(f"data/nist_strd/{f}" for f in os.listdir(os.path.join(root, "data", "nist_strd")))
+    assert len(files) == 27
+    unshipped = [f for f in files if not any(fnmatch.fnmatch(f, p) for p in patterns)]
+    assert not unshipped, (unshipped, patterns)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import nist_strd
+from bwkeras.datasets import nist_strd
 from bwkeras.regression import (LinearRegression, LogisticRegression, ParametricRegression,
                                 least_squares, lre)
 
@@ -104,7 +104,7 @@ def test_spector_logit_figures_equal_statsmodels():
 
 
 def test_nonlinear_figures_equal_nist_certified():
-    p = nist_strd.load("Misra1a")
+    p = nist_strd("Misra1a")
     model = ParametricRegression(p.expression, dict(zip(p.param_names, p.starts[0])), dtype="float64")
     result = model.solve(p.x, p.y)
     assert lre(result.bse.to_numpy(), p.certified_std_errors).min() >= 6

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import nist_strd
+from bwkeras.datasets import nist_strd
 from bwkeras.regression import (ConvergenceWarning, LinearRegression, ParametricRegression,
                                 PolynomialRegression, least_squares)
 
@@ -62,7 +62,7 @@ def test_no_intercept_weighted_equals_statsmodels_wls():
 
 
 def test_nonlinear_integer_weights_equal_repeated_rows():
-    p = nist_strd.load("Misra1a")
+    p = nist_strd("Misra1a")
     w = np.arange(len(p.y)) % 3 + 1
     start = dict(zip(p.param_names, p.starts[1]))
     with warnings.catch_warnings():

@@ -22,11 +22,11 @@ from .logistic import LogisticRegression
 from .optimality import OptimalityGap, gap_to_optimum, lre
 from .parametric import ParametricRegression
 from .polynomial import PolynomialRegression
-from .result import FitResult
+from .result import FitResult, Prediction
 
 __all__ = [
     "RegressionModel", "LinearRegression", "PolynomialRegression", "ExponentialRegression",
-    "LogisticRegression", "ParametricRegression", "Expression", "FitResult", "least_squares",
+    "LogisticRegression", "ParametricRegression", "Expression", "FitResult", "Prediction", "least_squares",
     "levenberg_marquardt", "ConvergenceWarning", "capacity_curve", "gap_to_optimum",
     "OptimalityGap", "lre",
 ]

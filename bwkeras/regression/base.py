@@ -236,7 +236,8 @@ class NonlinearFamily(RegressionModel):
 
     def solve(self, x, y=None, *, start="current", sample_weight=None, batch_size=None,
               distributed=None,
-              max_iterations=None, tolerance=1e-10, verbose="auto", acceleration=True):
+              max_iterations=None, tolerance=1e-10, verbose="auto", acceleration=True,
+              bounds=None):
         """The least-squares (or maximum-likelihood) fit by Levenberg-Marquardt in float64.
 
         start: "current" (the model's parameters, e.g. set from NIST starting values),
@@ -250,6 +251,10 @@ class NonlinearFamily(RegressionModel):
         not converged) is written into the model's weights. sample_weight: weights >= 0
         for arrays x, y: minimise sum_i w_i (y_i - f_i)^2 (a stream carries them as the
         third element of each batch). acceleration: geodesic acceleration (default on).
+        bounds: dict name -> (lower, upper), None for an open side, e.g. {"b1": (0, None)}:
+        the solve keeps those parameters within them (projected steps, see `lm_core`); the
+        result's `active_bounds` names any held on a bound (see FitResult). A start outside
+        them is a ValueError; start="guess" is moved onto the nearest bound.
         """
         from .levenberg_marquardt import levenberg_marquardt
 
@@ -268,6 +273,7 @@ class NonlinearFamily(RegressionModel):
                 self, x, y, start=theta0, objective=self.objective, batch_size=batch_size,
                 distributed=distributed, max_iterations=max_iterations, tolerance=tolerance,
                 verbose=verbose, acceleration=acceleration, sample_weight=sample_weight,
+                bounds=bounds, project_start=isinstance(start, str) and start == "guess",
             )
         except np.linalg.LinAlgError as exc:
             raise ValueError(

@@ -125,9 +125,53 @@ def _weights(objective, f, y):
     return dev, y - mu, 1.0 / np.sqrt(mu * (1.0 - mu))
 
 
+def check_bounds(bounds, names, theta, project_start=False):
+    """bounds: None or a dict name -> (lower, upper), either side None for open. Returns
+    (lower, upper) float64 arrays over `names` (+-inf where open), or (None, None).
+    ValueError/TypeError naming the offending entry: an unknown name, a side that is not a
+    number, lower > upper, or a starting value outside its bounds (project_start=True:
+    theta, e.g. a data-driven guess, is moved onto the nearest bound instead, in place)."""
+    if bounds is None:
+        return None, None
+    if not isinstance(bounds, dict):
+        raise TypeError(f"bounds must be a dict name -> (lower, upper), got {bounds!r}")
+    p = len(names)
+    lower, upper = np.full(p, -np.inf), np.full(p, np.inf)
+    for key, pair in bounds.items():
+        if key not in names:
+            raise ValueError(f"bounds names an unknown parameter {key!r}; the parameters are {names}")
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"bounds[{key!r}] must be a pair (lower, upper), either None for "
+                            f"no bound, got {pair!r}")
+        sides = []
+        for side, value, default in (("lower", pair[0], -np.inf), ("upper", pair[1], np.inf)):
+            if value is None:
+                sides.append(default)
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise TypeError(f"the {side} bound of {key!r} must be a number or None, got {value!r}")
+            value = float(value)
+            if np.isnan(value):
+                raise ValueError(f"the {side} bound of {key!r} is NaN: give a number or None")
+            sides.append(value)
+        lo, hi = sides
+        if lo > hi:
+            raise ValueError(f"bounds[{key!r}] = {tuple(pair)!r}: the lower bound {lo:g} exceeds "
+                             f"the upper bound {hi:g}")
+        j = names.index(key)
+        if project_start:
+            theta[j] = min(max(theta[j], lo), hi)
+        if not lo <= theta[j] <= hi:
+            raise ValueError(f"the starting value {key}={theta[j]:g} lies outside its bounds "
+                             f"[{lo:g}, {hi:g}]: start inside them")
+        lower[j], upper[j] = lo, hi
+    return lower, upper
+
+
 def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", batch_size=None,
                         distributed=None, max_iterations=None, tolerance=1e-10, verbose="auto",
-                        acceleration=True, sample_weight=None):
+                        acceleration=True, sample_weight=None, bounds=None,
+                        project_start=False):
     """Fit `model` (a RegressionModel: `_function`, `param_names`, `group_shapes`,
     `_prepare_x`, `_prepare_y`) from the parameter vector `start` (default: its current
     parameters). Returns a FitResult; does not modify the model.
@@ -138,7 +182,11 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
     2012). sample_weight: weights w_i >= 0 for arrays x, y (a stream carries them as a
     third element of each batch): minimise sum_i w_i (y_i - f_i)^2 (or the weighted
     log-likelihood). verbose: report rows read per pass over streamed data on stderr (True, False or
-    "auto": streamed data only)."""
+    "auto": streamed data only). bounds: dict name -> (lower, upper) (None for an open
+    side), e.g. {"b1": (0, None)}; see `lm_core` (projected steps) and FitResult's
+    `active_bounds` (a parameter held on its bound has no standard error; the others'
+    are conditional on it). A start outside the bounds is a ValueError, unless
+    project_start=True (a data-driven guess), which moves it onto the nearest bound."""
     choice("objective", objective, OBJECTIVES)
     names = model.param_names
     p = len(names)
@@ -150,9 +198,10 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
     if not isinstance(acceleration, bool):
         raise TypeError(f"acceleration must be True or False, got {acceleration!r}")
     shapes = model.group_shapes
-    theta = np.asarray(model._param_vector() if start is None else start, dtype=np.float64).ravel()
+    theta = np.array(model._param_vector() if start is None else start, dtype=np.float64).ravel()
     if theta.shape != (p,) or not np.isfinite(theta).all():
         raise ValueError(f"starting values must be {p} finite numbers for {names}, got {theta.tolist()}")
+    lower, upper = check_bounds(bounds, names, theta, project_start)
 
     reducer = Reducer(distributed)
     holder = {}
@@ -275,11 +324,14 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
 
     outcome = iterate(full_pass, objective_pass, curvature_pass, theta, current,
                       max_iterations=max_iterations, tolerance=tolerance,
-                      acceleration=acceleration, broadcast=reducer.broadcast)
+                      acceleration=acceleration, broadcast=reducer.broadcast,
+                      lower=lower, upper=upper)
     theta, current = outcome.theta, outcome.point
+    held = outcome.held
     # A singular Jacobian (parameters that cannot be told apart) is an error, not a
     # convergence problem: report it before anything else.
-    rank_check(current.R[:p, :p], names, n)
+    if not held.all():
+        rank_check(current.R[:p, :p][:, ~held], [m for m, h in zip(names, held) if not h], n)
     message = outcome.message
     if not outcome.converged:
         _, qtr = current.pieces(p)
@@ -292,17 +344,49 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
             ConvergenceWarning, stacklevel=3,
         )
 
-    solution = _finish(current, theta, n, objective, p, outcome.iterations, outcome.converged)
+    active = {}
+    if lower is not None:
+        for j, name in enumerate(names):
+            if held[j]:
+                active[name] = "lower" if theta[j] <= lower[j] else "upper"
+        if active:
+            message += "; " + _bound_note(active, names, lower, upper)
+    solution = _finish(current, theta, n, objective, p, outcome.iterations, outcome.converged,
+                       held)
     solution = Solution.unpack(reducer.broadcast(solution.pack()), p)
     method = "levenberg-marquardt" if objective == "squared" else "fisher-scoring"
+    given = None if lower is None else {
+        name: (None if np.isneginf(lower[j]) else float(lower[j]),
+               None if np.isposinf(upper[j]) else float(upper[j]))
+        for j, name in enumerate(names) if name in bounds}
     return solution.fit_result(names, n, method=method, message=message,
-                               stop_reason=outcome.stop_reason)
+                               stop_reason=outcome.stop_reason)._with(
+        bounds=given, active_bounds=active)
 
 
-def _finish(state, theta, n, objective, p, iterations, converged):
+def _bound_note(active, names, lower, upper):
+    held = ", ".join(f"{name} at its {side} bound "
+                     f"{(lower if side == 'lower' else upper)[names.index(name)]:g}"
+                     for name, side in active.items())
+    return (f"bound active: {held} (held there: no standard error for it, and the other "
+            f"standard errors are conditional on it)")
+
+
+def _finish(state, theta, n, objective, p, iterations, converged, held=None):
+    """The Solution at theta. Parameters held on a bound are fixed there: their rows and
+    columns of the covariance are NaN, the others' come from the free columns of J."""
     RJ = state.R[:p, :p]
     state_rss, _, state_ysum, state_ymoments, (weighted, sw, swy, swyy, logw) = state.extra
-    R_inv = np.linalg.solve(RJ, np.eye(p))
+    free = np.ones(p, dtype=bool) if held is None else ~held
+    R_inv = np.full((p, p), np.nan)
+    if free.all():
+        R_inv = np.linalg.solve(RJ, np.eye(p))
+    elif free.any():
+        _, T = np.linalg.qr(RJ[:, free])
+        k = int(free.sum())
+        R_inv = np.zeros((p, k))
+        R_inv[free] = np.linalg.solve(T, np.eye(k))
+        R_inv[~free] = np.nan
     df = n - p
     loglike = np.nan
     if objective == "squared":

@@ -24,6 +24,15 @@ Ingredients, each from the literature and none tuned to a problem:
     see further progress; that step is taken if it does not make R worse and the solve
     is converged to working precision. This is what recognises exact and near-exact
     fits, whose residuals are pure rounding.
+* Bounds (lower <= theta <= upper, optional per parameter): a projected step with an
+  active set, as in projected Levenberg-Marquardt (Kanzow, Yamashita and Fukushima
+  2004). A parameter on a bound is held there while the gradient J^T r (or its LM step)
+  points out of the box; the step solves the damped problem on the other columns and is
+  projected onto the box; the gain ratio uses the projected step's predicted reduction.
+  The relative offset and the rounding test use the residual's projection on the free
+  columns only: at the solution r is orthogonal to them, and the held parameters'
+  gradients point outward (the Karush-Kuhn-Tucker conditions). Without bounds every
+  column is free and the iteration is exactly the unbounded one.
 * Stopping short, with a reason (`stop_reason`): "iteration_budget" (max_iterations
   accepted steps), "step_too_small" (the step no longer changes theta in float64),
   "no_decrease" (the damping grew until the step is below rounding without R decreasing).
@@ -90,6 +99,7 @@ class Outcome:
     stop_reason: str
     accelerated: int = 0
     evaluations: int = 0
+    held: np.ndarray = None       # bool per parameter: held on a bound at the solution
 
     @property
     def message(self):
@@ -99,7 +109,7 @@ class Outcome:
 def _damped(RJ, qtr, D, lam):
     """The LM step v and the triangular factor T of [RJ; sqrt(lam) D] (for the
     acceleration, which solves the same matrix)."""
-    p = len(qtr)
+    p = RJ.shape[1]
     A = np.vstack([RJ, np.sqrt(lam) * np.diag(D)])
     Q, T = np.linalg.qr(A)
     b = np.concatenate([qtr, np.zeros(p)])
@@ -107,64 +117,146 @@ def _damped(RJ, qtr, D, lam):
     return v, T
 
 
+class Box:
+    """lower <= theta <= upper (entries +-inf where a side is open)."""
+
+    def __init__(self, lower, upper, p):
+        self.lower = np.full(p, -np.inf) if lower is None else np.asarray(lower, dtype=np.float64)
+        self.upper = np.full(p, np.inf) if upper is None else np.asarray(upper, dtype=np.float64)
+        self.bounded = bool(np.isfinite(self.lower).any() or np.isfinite(self.upper).any())
+
+    def project(self, theta):
+        return np.minimum(np.maximum(theta, self.lower), self.upper)
+
+    def clip_step(self, theta, step):
+        """The step that lands on the projection of theta + step (the step itself when
+        there are no bounds, so the unbounded path is not rounded twice)."""
+        return self.project(theta + step) - theta if self.bounded else step
+
+    def held(self, theta, RJ, qtr):
+        """Parameters on a bound whose gradient J^T r points out of the box."""
+        if not self.bounded:
+            return np.zeros(len(theta), dtype=bool)
+        g = RJ.T @ qtr
+        at_lo, at_hi = theta <= self.lower, theta >= self.upper
+        return (at_lo & at_hi) | (at_lo & (g <= 0)) | (at_hi & (g >= 0))
+
+    def outward(self, theta, step, held):
+        """Free parameters on a bound that `step` would push out of the box."""
+        return ~held & (((theta <= self.lower) & (step < 0)) | ((theta >= self.upper) & (step > 0)))
+
+
+def _free_step(box, theta, RJ, qtr, held, solve):
+    """solve(columns) -> (step on those columns, extra) on the free columns; parameters
+    that the step would push out through their bound join the held ones (at most p
+    rounds). Returns (full step with zeros on held parameters, extra, held)."""
+    p = len(theta)
+    held = held.copy()
+    while True:
+        free = ~held
+        v = np.zeros(p)
+        if not free.any():
+            return v, None, held
+        vf, extra = solve(free)
+        v[free] = vf
+        out = box.outward(theta, v, held)
+        if not out.any():
+            return v, extra, held
+        held |= out
+
+
+def _projected_norm2(RJ, qtr, free):
+    """||P_F Q^T r||^2: the squared norm of r's projection on the free columns of J."""
+    if free.all():
+        return float(qtr @ qtr)
+    if not free.any():
+        return 0.0
+    Qf, _ = np.linalg.qr(RJ[:, free])
+    g = Qf.T @ qtr
+    return float(g @ g)
+
+
 def iterate(evaluate, objective, curvature, theta, current, *, max_iterations, tolerance,
-            acceleration=True, broadcast=lambda a: a):
+            acceleration=True, broadcast=lambda a: a, lower=None, upper=None):
     """Levenberg-Marquardt from `theta`, whose pass is `current` (a finite Point).
 
     evaluate(theta) -> Point (a full pass) or None when the model is not finite there;
     objective(theta) -> float (np.inf when not finite), a pass without the Jacobian;
     curvature(theta, v) -> J^T f_vv at theta along v (p-vector), or None when not finite;
-    broadcast(array) -> rank 0's array (every rank takes the same step).
+    broadcast(array) -> rank 0's array (every rank takes the same step);
+    lower, upper: bounds per parameter (None, or arrays with +-inf where open); theta must
+    lie within them.
     """
     p = len(theta)
     theta = np.asarray(theta, dtype=np.float64).copy()
+    box = Box(lower, upper, p)
     RJ, qtr = current.pieces(p)
     D = np.linalg.norm(RJ, axis=0)
     D = np.where(D > 0, D, 1.0)
     lam, nu = LAM0, 2.0
     accepted = accelerated = evaluations = 0
 
-    def offset_ok(point):
-        _, g = point.pieces(p)
-        return np.linalg.norm(g) <= tolerance * np.sqrt(point.obj)
+    def held_at(theta_, point):
+        return box.held(theta_, *point.pieces(p))
+
+    def reducible(theta_, point):
+        """||Q_F^T r||^2 on the free columns F: the most a Gauss-Newton step can lower R."""
+        RJ_, g = point.pieces(p)
+        return _projected_norm2(RJ_, g, ~held_at(theta_, point))
+
+    def offset_ok(theta_, point):
+        return np.sqrt(reducible(theta_, point)) <= tolerance * np.sqrt(point.obj)
+
+    def gauss_newton(theta_, RJ_, qtr_):
+        def solve(free):
+            return np.linalg.lstsq(RJ_[:, free], qtr_, rcond=None)[0], None
+        d, _, _ = _free_step(box, theta_, RJ_, qtr_, box.held(theta_, RJ_, qtr_), solve)
+        return box.clip_step(theta_, broadcast(d))
+
+    def move(theta_, step):
+        """theta + step, inside the box ((a - b) + b can round one unit past a bound)."""
+        return box.project(theta_ + step) if box.bounded else theta_ + step
 
     def outcome(converged, reason):
-        return Outcome(theta, current, accepted, converged, reason, accelerated, evaluations)
+        return Outcome(theta, current, accepted, converged, reason, accelerated, evaluations,
+                       held=held_at(theta, current))
 
-    if offset_ok(current):
+    if offset_ok(theta, current):
         return outcome(True, "relative_offset")
     while True:
         RJ, qtr = current.pieces(p)
-        if qtr @ qtr <= ROUNDING * current.obj + current.noise:
+        if reducible(theta, current) <= ROUNDING * current.obj + current.noise:
             # Even the full Gauss-Newton step would lower R by less than R's own rounding:
             # no test on R can see further progress. The gradient Q^T r is still computed
             # to far better relative accuracy, so Gauss-Newton steps continue while they
             # shrink it and leave R unchanged within its rounding (an end-game on the
             # relative offset); the solve is then optimal to working precision.
-            while accepted < max_iterations and not offset_ok(current):
+            while accepted < max_iterations and not offset_ok(theta, current):
                 RJ, qtr = current.pieces(p)
-                d = broadcast(np.linalg.lstsq(RJ, qtr, rcond=None)[0])
+                d = gauss_newton(theta, RJ, qtr)
                 if not np.isfinite(d).all() or np.array_equal(theta + d, theta):
                     break
-                candidate = evaluate(theta + d)
+                candidate = evaluate(move(theta, d))
                 evaluations += 1
                 if candidate is None or \
                         candidate.obj > current.obj * (1 + ROUNDING) + current.noise + candidate.noise or \
-                        np.linalg.norm(candidate.pieces(p)[1]) >= np.linalg.norm(qtr):
+                        np.sqrt(reducible(move(theta, d), candidate)) >= np.sqrt(reducible(theta, current)):
                     break
-                theta, current = theta + d, candidate
+                theta, current = move(theta, d), candidate
                 accepted += 1
             return outcome(True, "rounding")
         if accepted >= max_iterations:
             return outcome(False, "iteration_budget")
-        v, T = _damped(RJ, qtr, D, lam)
-        v = broadcast(v)
+        v, T, held = _free_step(box, theta, RJ, qtr, box.held(theta, RJ, qtr),
+                                lambda free: _damped(RJ[:, free], qtr, D[free], lam))
+        v = broadcast(box.clip_step(theta, v))
+        free = ~held
         predicted = qtr @ qtr - np.sum((qtr - RJ @ v) ** 2)
         if np.array_equal(theta + v, theta):
             # The damped step no longer moves theta. If the undamped Gauss-Newton step does
             # not either, theta is the optimum to working precision; otherwise the damping
             # (a path the model makes hard) is what stopped the solve.
-            d = broadcast(np.linalg.lstsq(RJ, qtr, rcond=None)[0])
+            d = gauss_newton(theta, RJ, qtr)
             return outcome(bool(np.array_equal(theta + d, theta)),
                            "rounding" if np.array_equal(theta + d, theta) else "step_too_small")
         step, bent = v, False
@@ -174,15 +266,19 @@ def iterate(evaluate, objective, curvature, theta, current, *, max_iterations, t
             # fails to lower R would be.
             g = curvature(theta, v)
             evaluations += 1
-            a = None if g is None else broadcast(-np.linalg.solve(T, np.linalg.solve(T.T, g)))
+            a = None
+            if g is not None:
+                a = np.zeros(p)
+                a[free] = -np.linalg.solve(T, np.linalg.solve(T.T, g[free]))
+                a = broadcast(a)
             if a is not None and np.isfinite(a).all() and \
                     2 * np.linalg.norm(D * a) <= ALPHA * np.linalg.norm(D * v):
-                step, bent = v + 0.5 * a, True
+                step, bent = box.clip_step(theta, v + 0.5 * a), True
             else:
                 step = None
         taken = False
         if step is not None:
-            trial = theta + step
+            trial = move(theta, step)
             new_obj = objective(trial)
             evaluations += 1
             rho = (current.obj - new_obj) / predicted if predicted > 0 and np.isfinite(new_obj) else -1.0
@@ -198,7 +294,7 @@ def iterate(evaluate, objective, curvature, theta, current, *, max_iterations, t
                     D = np.maximum(D, np.linalg.norm(current.pieces(p)[0], axis=0))
                     taken = True
         if taken:
-            if offset_ok(current):
+            if offset_ok(theta, current):
                 return outcome(True, "relative_offset")
             continue
         lam *= nu

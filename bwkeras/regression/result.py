@@ -84,9 +84,19 @@ class FitResult:
 
     statsmodels' names work too: bse, cov_params() (the covariance is callable and is
     also the DataFrame itself, the older name), tvalues, pvalues, conf_int(alpha), ssr,
-    rsquared, rsquared_adj, nobs, df_model, df_resid, llf, aic, bic, and, for a family's
-    solve of in-memory arrays, resid, fittedvalues and predict(x). k_constant is 1 when
+    rsquared, rsquared_adj, nobs, df_model, df_resid, llf, aic, bic, predict(x) and
+    get_prediction(x) (confidence and prediction intervals, by the delta method for the
+    nonlinear families), and, for a family's solve of in-memory arrays, resid and
+    fittedvalues. k_constant is 1 when
     the model's R^2 is centred (an intercept, or any nonlinear family), 0 otherwise.
+
+    Bounded solves (`solve(..., bounds={"b1": (0, None)})`): `bounds` holds the bounds
+    given (name -> (lower, upper), None for an open side) and `active_bounds` the
+    parameters held on a bound at the solution (name -> "lower" or "upper"). An active
+    parameter is fixed there: its standard error (and t, p, interval) is NaN, the other
+    standard errors are those of the fit with it fixed (from the free columns of J, still
+    on df_resid = n_obs - p), `message` names it and summary() has a "bound" column. An
+    inactive bound changes nothing: the standard errors are the unbounded ones.
     """
 
     params: pd.Series
@@ -105,6 +115,8 @@ class FitResult:
     stop_reason: str = "direct"
     k_constant: int = 1
     log_weights: float = 0.0
+    bounds: dict = None
+    active_bounds: dict = field(default_factory=dict)
     model: object = field(default=None, repr=False)
     data: tuple = field(default=None, repr=False)
 
@@ -189,6 +201,47 @@ class FitResult:
         self._require_model("predict")
         return self.model._predict_at(x, self.params.to_numpy())
 
+    def get_prediction(self, x, sample_weight=None):
+        """Predictions at new x with their uncertainty, as statsmodels' `get_prediction`:
+        a `Prediction` whose summary_frame(alpha) has mean, mean_se, mean_ci_lower/upper
+        (confidence interval of f(x)) and obs_ci_lower/upper (prediction interval of a new
+        observation y = f(x) + e).
+
+        The mean's variance is the delta method's g(x)^T C g(x), with g = df/dtheta at x
+        (autodiff) and C = cov_params(); for a family linear in its parameters g(x) is the
+        design row and this is exactly OLS/WLS's x^T C x. A new observation adds the
+        residual variance residual_sd^2 / w (sample_weight w of the new rows, default 1,
+        as statsmodels' WLS `weights`). The quantile is Student's t on df_resid; for
+        likelihood (Fisher scoring) fits it is the normal one and there is no observation
+        interval (NaN). Parameters held on a bound count as fixed (no variance)."""
+        import tensorflow as tf
+
+        from .._checks import as_float64
+        from .blocks import check_finite
+        from .levenberg_marquardt import BlockFunctions
+
+        self._require_model("get_prediction")
+        model = self.model
+        xa = model._prepare_x(as_float64("x", model._select_x(x)))
+        check_finite("x", xa)
+        theta = self.params.to_numpy()
+        fns = BlockFunctions(model._function, model.group_shapes, xa.shape)
+        f, J = (t.numpy() for t in fns.jacobian(tf.constant(xa), tf.constant(theta)))
+        C = np.nan_to_num(self.cov_params.to_numpy(), nan=0.0)   # held parameters: fixed
+        var_mean = np.einsum("ij,jk,ik->i", J, C, J)
+        n = len(f)
+        if self.likelihood_based:
+            var_obs = np.full(n, np.nan)
+        else:
+            w = np.ones(n) if sample_weight is None else np.asarray(
+                as_float64("sample_weight", sample_weight)).ravel()
+            if w.shape != (n,) or not np.isfinite(w).all() or (w <= 0).any():
+                raise ValueError(f"sample_weight must hold {n} finite weights > 0 (one per row "
+                                 f"of x), got shape {w.shape} with values {w[:5].tolist()}")
+            var_obs = var_mean + self.residual_sd ** 2 / w
+        return Prediction(predicted_mean=f, var_pred_mean=var_mean, var_obs=var_obs,
+                          df=None if self.likelihood_based else self.df_resid)
+
     def _data(self, what):
         self._require_model(what)
         if self.data is None:
@@ -237,7 +290,7 @@ class FitResult:
         P>|t|, and the 1 - alpha confidence interval ([0.025, 0.975] by default)."""
         stat = "z" if self.likelihood_based else "t"
         ci = self.conf_int(alpha)
-        return pd.DataFrame({
+        table = pd.DataFrame({
             "coef": self.params.to_numpy(),
             "std err": self.std_errors.to_numpy(),
             stat: self.tvalues.to_numpy(),
@@ -245,6 +298,20 @@ class FitResult:
             f"[{alpha / 2:g}": ci[0].to_numpy(),
             f"{1 - alpha / 2:g}]": ci[1].to_numpy(),
         }, index=self.params.index)
+        if self.bounds is not None:
+            table["bound"] = [self._bound_text(name) for name in self.params.index]
+        return table
+
+    def _bound_text(self, name):
+        """The "bound" column of summary(): the interval given and, when the parameter is
+        held on it, which side is active ("" for a parameter without bounds)."""
+        if name not in self.bounds:
+            return ""
+        lo, hi = self.bounds[name]
+        text = f"[{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
+        if name in self.active_bounds:
+            text += f" active: {self.active_bounds[name]}"
+        return text
 
     def to_dict(self):
         """Plain-Python view (JSON-serialisable), e.g. to write next to a run's outputs."""
@@ -261,6 +328,8 @@ class FitResult:
             "converged": bool(self.converged), "method": self.method,
             "loglike": num(self.loglike), "message": self.message,
             "stop_reason": self.stop_reason,
+            "bounds": None if self.bounds is None else {k: list(v) for k, v in self.bounds.items()},
+            "active_bounds": dict(self.active_bounds),
         }
 
     def __str__(self):
@@ -270,7 +339,55 @@ class FitResult:
                 f"converged={self.converged}")
         if self.loglike is not None:
             head += f", loglike={self.loglike:.10g}"
+        if self.active_bounds:
+            head += "\n" + self.message.split("; ", 1)[-1]
         return head + "\n" + self.summary().to_string()
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """Predictions at new x (from `FitResult.get_prediction`), as statsmodels'
+    PredictionResults: predicted_mean, se_mean, se_obs, conf_int(obs, alpha),
+    summary_frame(alpha). df: Student's t degrees of freedom of the quantile (None: the
+    normal, for likelihood fits)."""
+
+    predicted_mean: np.ndarray
+    var_pred_mean: np.ndarray
+    var_obs: np.ndarray
+    df: int = None
+
+    @property
+    def se_mean(self):
+        return np.sqrt(self.var_pred_mean)
+
+    @property
+    def se_obs(self):
+        return np.sqrt(self.var_obs)
+
+    def _quantile(self, alpha):
+        alpha = float(alpha)
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
+        if self.df is None:
+            return statistics.NormalDist().inv_cdf(1.0 - alpha / 2.0)
+        return _student_t_quantile(1.0 - alpha / 2.0, self.df)
+
+    def conf_int(self, obs=False, alpha=0.05):
+        """(n, 2) array: the 1 - alpha interval of the mean f(x), or with obs=True of a
+        new observation."""
+        q = self._quantile(alpha)
+        se = self.se_obs if obs else self.se_mean
+        return np.column_stack([self.predicted_mean - q * se, self.predicted_mean + q * se])
+
+    def summary_frame(self, alpha=0.05):
+        """DataFrame with statsmodels' columns: mean, mean_se, mean_ci_lower,
+        mean_ci_upper, obs_ci_lower, obs_ci_upper."""
+        mean_ci, obs_ci = self.conf_int(False, alpha), self.conf_int(True, alpha)
+        return pd.DataFrame({
+            "mean": self.predicted_mean, "mean_se": self.se_mean,
+            "mean_ci_lower": mean_ci[:, 0], "mean_ci_upper": mean_ci[:, 1],
+            "obs_ci_lower": obs_ci[:, 0], "obs_ci_upper": obs_ci[:, 1],
+        })
 
 
 @dataclass(frozen=True, eq=False)
