@@ -8,6 +8,40 @@ sys.path.insert(0, os.path.dirname(__file__))  # tests/launch.py, tests/slurm_cl
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "cluster: runs across the nodes of the cluster in a box (tests/cluster.py)")
+    config.addinivalue_line(
+        "markers", "one_stack: mechanics that do not depend on the Keras major (launchers, schedulers, "
+        "the cluster in a box, parsers, the docs build): run on the keras3 stack only, unless "
+        "BWKERAS_ALL_TESTS=1")
+
+
+def _keras2_stack():
+    from importlib import metadata
+
+    try:
+        return metadata.version("keras").startswith("2.")
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    # Both stacks run everything that touches Keras or TensorFlow; what only starts
+    # processes, schedulers and namespaces runs once, keeping CI's two passes short.
+    if os.environ.get("BWKERAS_ALL_TESTS") == "1" or not _keras2_stack():
+        return
+    chosen = [i for i in items if i.get_closest_marker("one_stack") is None]
+    dropped = [i for i in items if i.get_closest_marker("one_stack") is not None]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = chosen
+        config._bwkeras_one_stack = len(dropped)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    dropped = getattr(config, "_bwkeras_one_stack", 0)
+    if dropped:
+        terminalreporter.write_line(
+            f"keras2 stack: {dropped} stack-independent tests (marker one_stack) run on the keras3 "
+            "stack only; BWKERAS_ALL_TESTS=1 runs them here too")
 
 
 @pytest.fixture(scope="session")

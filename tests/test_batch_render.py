@@ -78,6 +78,7 @@ def test_pbs_script_is_blue_waters_style():
 
 
 @pytest.mark.launcher
+@pytest.mark.one_stack
 def test_pbs_aprun_script_runs_end_to_end_with_a_stand_in_aprun(tmp_path):
     """No PBS server or ALPS here: run the rendered script with bash, PBS's variables set as
     PBS sets them, and tests/slurm/aprun (which maps -n/-N/-d onto a local mpirun) on PATH."""

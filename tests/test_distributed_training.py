@@ -110,6 +110,7 @@ json.dump(out, open(os.path.join(os.environ["OUT_DIR"], f"rank{d.rank()}.json"),
 
 
 @pytest.mark.launcher
+@pytest.mark.one_stack
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("launcher", ["horovodrun", "mpirun"])
 def test_ranks_share_the_cores_and_mpi_yields(tmp_path, launcher):
@@ -125,6 +126,7 @@ def test_ranks_share_the_cores_and_mpi_yields(tmp_path, launcher):
 
 
 @pytest.mark.launcher
+@pytest.mark.one_stack
 @pytest.mark.timeout(240)
 def test_settings_of_the_user_win(tmp_path):
     outs = read_outputs(check(run_script(tmp_path, SHARE_CORES, launcher="mpirun", env={

@@ -84,6 +84,7 @@ def test_horovodrun_over_ssh(box, tmp_path, reference, how):
     check_across_nodes(proc, reference)
 
 
+@pytest.mark.one_stack
 def test_mpirun_over_ssh(box, tmp_path, reference):
     node1 = box.node("node1")
     proc = run_on(node1, ["mpirun", "-np", "2", "-H", "node1,node2", "--bind-to", "none", *MPI_X, *PY],
@@ -120,6 +121,7 @@ def test_srun_pmix_across_two_nodes(box_slurm, tmp_path, reference):
     check_across_nodes(proc, reference)
 
 
+@pytest.mark.one_stack
 def test_gloo_under_srun_without_mpi_or_ssh(box_slurm, tmp_path, reference):
     cmd = " ".join(PY)
     proc, _ = _sbatch(box_slurm, tmp_path,
@@ -130,6 +132,7 @@ def test_gloo_under_srun_without_mpi_or_ssh(box_slurm, tmp_path, reference):
     assert [r["gloo_iface"] for r in ranks] == ["eth0", "eth0"]
 
 
+@pytest.mark.one_stack
 @pytest.mark.parametrize("launcher", ["srun", "srun-gloo", "horovodrun", "mpirun"])
 def test_submit_two_nodes(box_slurm, tmp_path, launcher):
     runs = tmp_path / "runs"
@@ -148,6 +151,7 @@ def test_submit_two_nodes(box_slurm, tmp_path, launcher):
     assert replicas["hosts"] == ["node1", "node2"], replicas
 
 
+@pytest.mark.one_stack
 def test_a_wrong_interface_is_named(box, tmp_path):
     node1 = box.node("node1")
     proc = run_on(node1, ["mpirun", "-np", "2", "-H", "node1,node2", "--bind-to", "none", *MPI_X,
@@ -156,6 +160,7 @@ def test_a_wrong_interface_is_named(box, tmp_path):
     assert "OMPI_MCA_btl_tcp_if_include='eth9' names 'eth9', which this host" in proc.stdout + proc.stderr
 
 
+@pytest.mark.one_stack
 def test_pbs_aprun_script_places_ranks_on_the_nodes_of_its_node_file(box, tmp_path, reference):
     """A Blue Waters-style PBS script (aprun -n 2 -N 1) with the stand-in aprun: PBS's node
     file lists node1 and node2, so ALPS' placement puts one rank on each."""
@@ -175,6 +180,7 @@ def test_pbs_aprun_script_places_ranks_on_the_nodes_of_its_node_file(box, tmp_pa
     check_across_nodes(proc, reference)
 
 
+@pytest.mark.one_stack
 def test_three_nodes_train_like_one_process(box, tmp_path_factory, tmp_path):
     if len(box.nodes) < 3:
         pytest.skip("the box has fewer than 3 nodes (BWKERAS_CLUSTER_NODES)")

@@ -20,7 +20,7 @@ import pytest
 
 from test_multinode import PY, TINY, job_env
 
-pytestmark = [pytest.mark.launcher, pytest.mark.cluster]
+pytestmark = [pytest.mark.launcher, pytest.mark.cluster, pytest.mark.one_stack]
 STALL = 15
 BOUND_SLACK = 45
 LONG = [sys.executable, PY[1], "65", "8", "100000", "none", "1"]   # runs until stopped

@@ -22,10 +22,17 @@ def test_unknown_interfaces_are_named_and_subnets_pass():
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for var in list(__import__("os").environ):
+    """No launcher variables, and the whole environment restored afterwards: the functions
+    under test write os.environ directly, as they do in a rank."""
+    import os
+
+    saved = dict(os.environ)
+    for var in list(os.environ):
         if var.startswith(("HOROVOD_", "OMPI_", "SLURM", "PMIX_", "BWKERAS_")):
             monkeypatch.delenv(var)
-    return monkeypatch
+    yield monkeypatch
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def test_srun_tasks_get_horovods_rank_variables(clean_env):

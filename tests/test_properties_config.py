@@ -4,11 +4,14 @@ exception; an accepted config survives its own YAML."""
 import string
 
 import yaml
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bwkeras import config as C
 from recipes import mlp, sunspots
+
+pytestmark = pytest.mark.one_stack
 
 DEFAULTS = [mlp.CONFIG(), sunspots.CONFIG()]
 KEYS = sorted({k for cfg in DEFAULTS for k in C.keys(cfg)})

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from bwkeras.regression.expression import FUNCTIONS, Expression
 
+pytestmark = pytest.mark.one_stack
+
 PARAMS = ("a", "b", "c")
 X = np.array([-1.5, -0.25, 0.0, 0.5, 2.0])
 VALUES = {"a": 1.25, "b": -0.5, "c": 3.0}

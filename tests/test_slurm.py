@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.launcher
+pytestmark = [pytest.mark.launcher, pytest.mark.one_stack]
 REPO = Path(__file__).parents[1]
 TINY = str(REPO / "recipes" / "configs" / "mlp-tiny.yaml")
 

@@ -191,11 +191,16 @@ def rank_check(R_design, names, n, rcond=None):
         rank = int((sv > tol * sv[0]).sum())
         null = vt[-1]
         involved = [names[j] for j in range(p) if abs(null[j]) > 0.1 * np.abs(null).max()]
+        # Columns whose sizes differ by many orders of magnitude: the likelier cause is the
+        # data's scale, not a real dependence.
+        spread = float(norms.max() / norms.min()) if np.isfinite(norms).all() else np.inf
+        scaling = ("; if x or y span many orders of magnitude the data are badly scaled; "
+                   "rescale x and y to values of order 1") if spread > 1e8 else ""
         raise ValueError(
             f"the design is rank-deficient (numerical rank {rank} < {p} parameters, condition "
             f"number {sv[0] / max(sv[-1], 1e-300):.3g} of the equilibrated design): parameters "
             f"{involved} are linearly dependent, e.g. duplicated or constant columns; remove one "
-            f"of them"
+            f"of them{scaling}"
         )
 
 

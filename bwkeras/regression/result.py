@@ -218,7 +218,7 @@ class FitResult:
 
         from .._checks import as_float64
         from .blocks import check_finite
-        from .levenberg_marquardt import BlockFunctions
+        from .block_functions import BlockFunctions
 
         self._require_model("get_prediction")
         model = self.model
