@@ -15,6 +15,13 @@ from ._checks import integer
 __all__ = ["HistoryCSV", "Checkpoint", "TrainingClock", "ParameterPath"]
 
 
+def _cut_short(model):
+    """True when a stop request ended `model`'s training inside the current epoch."""
+    from .distributed.preemption import stopped_mid_epoch
+
+    return model is not None and stopped_mid_epoch(model)
+
+
 class HistoryCSV(keras.callbacks.Callback):
     """Rewrite history.csv (atomically) after every epoch, keeping earlier epochs' rows
     from before a resume."""
@@ -32,7 +39,8 @@ class HistoryCSV(keras.callbacks.Callback):
                 self.rows = list(csv.DictReader(fh))
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self.enabled:
+        # an epoch a stop request cut short is no row: its resumed rest writes it
+        if not self.enabled or _cut_short(self.model):
             return
         row = {"epoch": epoch + 1}
         row.update({k: float(v) for k, v in (logs or {}).items() if np.ndim(v) == 0})
@@ -55,7 +63,9 @@ class Checkpoint(keras.callbacks.Callback):
         self.skipped = []
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self.enabled:
+        # an epoch a stop request cut short is not complete: training.fit writes its
+        # mid-epoch checkpoint (checkpoints.save_partial) instead
+        if not self.enabled or _cut_short(self.model):
             return
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):

@@ -11,6 +11,15 @@ checkpoint's epoch, file name and SHA-256, newest last:
     {"epoch": 12, "file": "epoch-0012.keras", "sha256": "...",
      "checkpoints": [{"epoch": 11, "file": "epoch-0011.keras", "sha256": "..."}, {...12...}]}
 
+A run stopped in the middle of an epoch (a stop request with ``train.commit_steps``) keeps
+that state beside the epoch checkpoints, as ``partial.keras`` and its index
+``partial.json`` (the epochs finished, the steps done in the next one, the SHA-256):
+
+    {"epoch": 3, "step": 40, "file": "partial.keras", "sha256": "..."}
+
+`save_partial` writes them, `partial` reads them back and `save` removes them once a later
+epoch is complete, so a partial checkpoint is only ever newer than the newest epoch.
+
 A damaged run folder is never silently restarted: `latest` verifies the checksum of the
 checkpoint it returns; a corrupt one is named in a `CheckpointWarning` and the newest intact
 one is used; a missing or damaged index is rebuilt from the checkpoint files beside it
@@ -33,10 +42,13 @@ from . import atomic
 
 __all__ = ["CHECKPOINTS", "LATEST", "CheckpointError", "CheckpointWarning", "directory",
            "exists", "folders", "latest", "save", "load", "save_model", "sha256",
-           "read_index", "remove_stale_temporaries", "verify_run"]
+           "read_index", "remove_stale_temporaries", "verify_run", "PARTIAL", "save_partial",
+           "partial", "remove_partial"]
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.json"
+PARTIAL = "partial.json"
+PARTIAL_FILE = "partial.keras"
 MAX_INDEX_BYTES = 1024 * 1024
 _FILE = re.compile(r"epoch-(\d{4,})\.keras")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -77,7 +89,7 @@ def folders(run_dir):
     checkpoint file, sorted."""
     out = []
     for root, _dirs, files in os.walk(directory(run_dir)):
-        if LATEST in files or any(_FILE.fullmatch(n) for n in files):
+        if LATEST in files or PARTIAL in files or any(_FILE.fullmatch(n) for n in files):
             out.append(root)
     return sorted(out)
 
@@ -275,11 +287,83 @@ def save(model, folder, epoch, keep=2):
                 "sha256": digest if e == epoch else known.get(files[e])} for e in kept]
     atomic.write_json(os.path.join(folder, LATEST),
                       {"epoch": epoch, "file": name, "sha256": digest, "checkpoints": entries})
+    # a whole epoch is newer than any state from the middle of an earlier one
+    remove_partial(folder, before=epoch)
     for e, old in files.items():
         if e not in kept:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(folder, old))
     return path
+
+
+def save_partial(model, folder, epoch, step):
+    """Checkpoint `model` stopped after `step` steps of the epoch that follows `epoch`
+    finished epochs: FOLDER/partial.keras, then partial.json naming it with its SHA-256.
+    Returns the file's path."""
+    for name, value in (("epoch", epoch), ("step", step)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"partial checkpoint {name} must be an integer >= 0, got {value!r}")
+    if step == 0:
+        raise ValueError("a partial checkpoint needs step >= 1; at step 0 the epoch "
+                         "checkpoint is the state")
+    os.makedirs(folder, exist_ok=True)
+    path = save_model(model, os.path.join(folder, PARTIAL_FILE))
+    atomic.write_json(os.path.join(folder, PARTIAL), {
+        "epoch": epoch, "step": step, "file": PARTIAL_FILE, "sha256": sha256(path)})
+    return path
+
+
+def partial(run_dir, tag=None):
+    """(epoch, step, path) of model `tag`'s intact mid-epoch checkpoint, or None when it
+    has none. A damaged one is named in a `CheckpointWarning` and passed over (the epoch
+    checkpoints are the state then), as is one older than the newest epoch checkpoint."""
+    folder = directory(run_dir, tag)
+    index = os.path.join(folder, PARTIAL)
+    try:
+        with open(index, "rb") as fh:
+            state = json.loads(fh.read(MAX_INDEX_BYTES).decode("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        warnings.warn(f"{index} cannot be used ({str(exc)[:80]}); resuming from the epoch "
+                      "checkpoints", CheckpointWarning, stacklevel=2)
+        return None
+    epoch = state.get("epoch") if isinstance(state, dict) else None
+    step = state.get("step") if isinstance(state, dict) else None
+    ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (epoch, step)) \
+        and epoch >= 0 and step >= 1 and state.get("file") == PARTIAL_FILE
+    why = None if ok else "its epoch, step or file is not what save_partial writes"
+    path = os.path.join(folder, PARTIAL_FILE)
+    if why is None:
+        why = _intact(path, state.get("sha256"))
+    if why is not None:
+        warnings.warn(f"{index} cannot be used: {why}; resuming from the epoch checkpoints",
+                      CheckpointWarning, stacklevel=2)
+        return None
+    try:
+        newest = (read_index(folder) or [{"epoch": 0}])[0]["epoch"]
+    except ValueError:
+        newest = max(_epoch_files(folder), default=0)
+    if epoch < newest:
+        return None
+    return epoch, step, path
+
+
+def remove_partial(folder, before=None):
+    """Remove FOLDER's mid-epoch checkpoint (only one from before epoch `before`, if given)."""
+    if before is not None:
+        try:
+            with open(os.path.join(folder, PARTIAL), "rb") as fh:
+                epoch = json.loads(fh.read(MAX_INDEX_BYTES).decode("utf-8")).get("epoch")
+        except FileNotFoundError:
+            return
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+            epoch = None
+        if isinstance(epoch, int) and epoch >= before:
+            return
+    for name in (PARTIAL, PARTIAL_FILE):  # the index first: never one naming a missing file
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(folder, name))
 
 
 def load(model, path):

@@ -115,6 +115,7 @@ class Run:
         self.is_chief = is_chief
         self.settings = settings if settings is not None else training.run_settings(config)
         self.initial_epoch = 0
+        self.initial_step = 0      # steps of epoch initial_epoch done before a resume
         # --run-dir: a model without a checkpoint yet starts from scratch instead of failing
         self.resume_optional = False
 

@@ -202,6 +202,9 @@ class LearningRateWarmup(keras.callbacks.Callback):
         self.target_lr = None if target_lr is None else float(target_lr)
         self._explicit_target = target_lr is not None
         self._epoch = 0
+        # Steps of the epoch done before this fit: a run resumed in the middle of an
+        # epoch trains its rest, whose first batch is step `batch_offset` of the ramp.
+        self.batch_offset = 0
 
     def _lr_variable(self):
         lr = self.model.optimizer.learning_rate
@@ -231,7 +234,7 @@ class LearningRateWarmup(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_begin(self, batch, logs=None):
-        progress = (self._epoch + batch / self.steps) / self.warmup_epochs
+        progress = (self._epoch + (self.batch_offset + batch) / self.steps) / self.warmup_epochs
         if progress > 1.0:
             return
         n = runtime.size() if self.factor is None else self.factor
