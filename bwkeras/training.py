@@ -268,10 +268,11 @@ def fit(model, run, x, y=None, train=None, *, tag=None, extra_callbacks=(), batc
 def epoch_order(n, seed, epoch):
     """The order in which epoch `epoch` visits `n` samples: a permutation that depends on
     (seed, epoch) alone, never on what the process drew before, so a run resumed in the
-    middle of an epoch sees the same order as an uninterrupted one."""
-    import numpy as np
+    middle of an epoch sees the same order as an uninterrupted one
+    (`bwkeras.distributed.sharding.epoch_order`)."""
+    from .distributed.sharding import epoch_order as order
 
-    return np.random.default_rng([int(seed), int(epoch)]).permutation(int(n))
+    return order(n, seed, epoch)
 
 
 def _take(data, index):

@@ -26,4 +26,5 @@ __getattr__, __dir__, __all__ = lazy_attributes(__name__, {
     "COMPRESSIONS": ".optimizer", "DistributedOptimizer": ".optimizer",
     "EXIT_PREEMPTED": ".preemption", "StopOnSignal": ".preemption",
     "stopped_mid_epoch": ".preemption",
+    "KerasState": ".elastic",
 })

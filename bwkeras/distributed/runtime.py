@@ -5,6 +5,8 @@ with size 1, so user code has one code path. Horovod is initialised only when a 
 started more than one process: a lone process never pays for Horovod's background thread.
 """
 
+import os
+
 import numpy as np
 
 from .. import _rank_env
@@ -34,7 +36,10 @@ def init():
     if _STATE["initialised"]:
         return _STATE["hvd"]
     world = world_size_from_env()
-    if world is not None and world > 1:
+    # An elastic job (horovodrun --min-np/--max-np) may start with one rank and grow: its
+    # processes always join Horovod.
+    elastic = os.environ.get("HOROVOD_ELASTIC") == "1"
+    if elastic or (world is not None and world > 1):
         _rank_env.check_interfaces()
         hvd = _import_horovod()
         hvd.init()

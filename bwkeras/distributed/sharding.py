@@ -94,3 +94,10 @@ def per_rank_batch(global_batch, size=None):
         raise ValueError(f"global batch {global_batch} does not split evenly over {size} ranks; "
                          f"use a multiple of {size}")
     return global_batch // size
+
+
+def epoch_order(n, seed, epoch):
+    """The order in which epoch `epoch` visits `n` samples: a permutation that depends on
+    (seed, epoch) alone, never on what the process drew before, so a resumed run, or one
+    whose world changed in the middle of the epoch, visits the samples in the same order."""
+    return np.random.default_rng([int(seed), int(epoch)]).permutation(int(n))
