@@ -13,6 +13,8 @@ either major, creates the optimizer's slots before the first commit (so a commit
 before the first step holds them, and every rank holds the same variables to broadcast),
 and keeps its copies as numpy arrays, off the device.
 """
+import copy
+
 import numpy as np
 
 from horovod.common.elastic import ObjectState
@@ -68,6 +70,13 @@ class KerasState(ObjectState):
     def save(self):
         self._save_variables()
         super().save()
+        # Horovod keeps the objects themselves: a list appended to after the commit would
+        # change the commit too. Copies keep it as it was.
+        self._saved_state = copy.deepcopy(self._saved_state)
+
+    def _set_attrs(self):
+        for name, value in self._saved_state.items():
+            setattr(self, name, copy.deepcopy(value))
 
     def restore(self):
         self._load_variables()
