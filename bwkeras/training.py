@@ -256,7 +256,9 @@ def fit(model, run, x, y=None, train=None, *, tag=None, extra_callbacks=(), batc
     commit_steps = getattr(train, "commit_steps", 0)
     cbs = callbacks(run, warmup, tag=tag, extra=extra_callbacks, target_lr=target_lr,
                     commit_steps=commit_steps)
-    if not commit_steps:
+    # A run stopped inside an epoch trains the rest of it in the same order even when it
+    # is resumed without commit_steps (it then stops at epoch ends only).
+    if not commit_steps and not getattr(run, "initial_step", 0):
         return model.fit(
             x, y, epochs=train.epochs, initial_epoch=initial_epoch, batch_size=batch_size,
             shuffle=train.shuffle, callbacks=cbs, verbose=dist.fit_verbosity(verbose),
