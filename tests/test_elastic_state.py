@@ -17,7 +17,7 @@ def compiled():
 
 
 def values(variables):
-    return [np.array(v) for v in variables]
+    return [np.array(v.numpy() if hasattr(v, "numpy") else v) for v in variables]
 
 
 def train(model, steps=2):
