@@ -160,6 +160,29 @@ def summarise(samples, steps_ms, fits, model):
     return rows
 
 
+def markdown(result):
+    """The tables of docs/performance.md from a result: the fitted link per profile, and
+    each job's throughput share of the ceiling beside the ring model's."""
+    from bwkeras.report import markdown_table
+
+    links, jobs = [], []
+    for profile, entry in result["profiles"].items():
+        for transport, fit in entry["allreduce"].items():
+            links.append({"profile": profile, "transport": transport,
+                          "latency a (us)": round(fit["latency_s"] * 1e6),
+                          "bandwidth B (Gbit/s)": fit["bandwidth_bytes_per_s"] * 8 / 1e9})
+        for model, rows in entry["models"].items():
+            for name, row in rows.items():
+                jobs.append({"profile": profile, "model": model, "job": name,
+                             "samples/s (median)": round(row["samples_per_s_median"]),
+                             "min-max": f"{row['min']:,.0f}-{row['max']:,.0f}",
+                             "of ceiling": row["of_ceiling"],
+                             "step ms": row["step_ms_median"],
+                             "ring model ms": row.get("predicted_step_ms", ""),
+                             "measured / model": row.get("measured_over_predicted", "")})
+    return markdown_table(links, floatfmt=".3g") + "\n\n" + markdown_table(jobs, floatfmt=".3g")
+
+
 def run(quick=False):
     sys.path.insert(0, str(REPO))
     from tests.cluster import Cluster
@@ -195,6 +218,7 @@ def run(quick=False):
             result["profiles"][profile] = entry
     finally:
         box.down()
+    print(markdown(result), flush=True)
     try:
         from benchmarks.plots import multinode_bars
 

@@ -113,11 +113,14 @@ def multinode_bars(result, path=None):
         ax.set_yticks(y, labels)
         ax.invert_yaxis()
         ax.axvline(1.0, color="k", ls=":", label="ceiling: 2 independent processes")
-        ax.set_xlim(0, 1.3)
+        # a noisy ceiling round can put a job above 1: keep every bar and whisker in view
+        tops = [m + s[1] for m, s in zip(measured, spread)] + predicted
+        ax.set_xlim(0, max([1.3] + [t + 0.05 for t in tops]))
         ax.set_xlabel("throughput / same-run ceiling")
         ax.set_ylabel("link profile: job")
         ax.set_title(f"{model}: 2 nodes x 1 rank over a shaped link")
-        ax.legend(loc="lower right", fontsize="small")
+        # below the axes: inside, it hides the last bars
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize="small", ncol=1)
     if path is not None:
         plots.save(fig, path)
     return fig

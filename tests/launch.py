@@ -26,6 +26,18 @@ BASE_ENV = {
 }
 
 
+def communicate_or_fail(proc, timeout, message):
+    """proc.communicate() with a hard limit: a job that outlives `timeout` has its whole
+    process group (started with start_new_session) killed, and the test fails with
+    `message` and the tail of the output, so a hang never stalls the suite."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"{message}:\n{(out or '')[-4000:]}\n{(err or '')[-4000:]}")
+
+
 def launcher_command(launcher, np):
     if launcher == "horovodrun":
         return ["horovodrun", "-np", str(np), "--gloo", "-H", f"localhost:{np}"]
@@ -66,12 +78,7 @@ def run_file(tmp_path, script, np=2, launcher="horovodrun", timeout=180, env=Non
     proc = subprocess.Popen(cmd, env=full_env, cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     started = time.monotonic()
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        pytest.fail(f"{' '.join(cmd)} did not finish within {timeout} s:\n{stdout[-4000:]}\n{stderr[-4000:]}")
+    stdout, stderr = communicate_or_fail(proc, timeout, f"{' '.join(cmd)} did not finish within {timeout} s")
     result = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
     result.out_dir = out_dir
     result.seconds = time.monotonic() - started

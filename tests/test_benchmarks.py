@@ -87,7 +87,7 @@ def test_multinode_ring_model_step_matches_the_issues_figure():
 
 
 def test_multinode_summary_and_figure(tmp_path):
-    from benchmarks.multinode_bench import summarise
+    from benchmarks.multinode_bench import markdown, summarise
     from benchmarks.plots import multinode_bars
 
     fits = {t: {"latency_s": 1e-4, "bandwidth_bytes_per_s": 125e6} for t in ("mpi", "gloo")}
@@ -97,6 +97,10 @@ def test_multinode_summary_and_figure(tmp_path):
     assert rows["bwkeras-mpi"]["of_ceiling"] == pytest.approx(0.6)
     assert rows["bwkeras-mpi"]["predicted_step_ms"] == pytest.approx(36.0 + 0.1 + MLP_GRADIENT_BYTES / 125e3)
     assert rows["bwkeras-mpi"]["measured_over_predicted"] == pytest.approx(60.0 / rows["bwkeras-mpi"]["predicted_step_ms"])
-    result = {"profiles": {"1gbit": {"models": {"mlp": rows}}}}
+    result = {"profiles": {"1gbit": {"models": {"mlp": rows}, "allreduce": fits}}}
     multinode_bars(result, tmp_path / "m.png")
     assert (tmp_path / "m.png").stat().st_size > 10_000
+    text = markdown(result)
+    # 125e6 B/s is 1 Gbit/s; the ceiling row has no model column, the job row its ratio.
+    assert "| 1gbit | mpi | 100 | 1 |" in text
+    assert "| 1gbit | mlp | bwkeras-mpi | 600 | 500-700 | 0.6 | 60 |" in text

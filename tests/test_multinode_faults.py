@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from launch import communicate_or_fail
 from test_multinode import PY, TINY, job_env
 
 pytestmark = [pytest.mark.launcher, pytest.mark.cluster, pytest.mark.one_stack]
@@ -45,12 +46,7 @@ def wait_for(path_fn, proc, timeout=180):
 def finish(proc, timeout):
     """(exit status, seconds until it ended, output); kills the job if it outlives `timeout`."""
     started = time.monotonic()
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f"the job still ran {timeout} s after the fault (a hang):\n{out[-4000:]}")
+    out, _ = communicate_or_fail(proc, timeout, f"the job still ran {timeout} s after the fault (a hang)")
     return proc.returncode, time.monotonic() - started, out
 
 
