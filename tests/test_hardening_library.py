@@ -130,7 +130,7 @@ def test_a_streamed_badly_scaled_solve_is_refused_before_lapack(capfd, family, s
     else:
         y = np.concatenate([y[:25], y[25:] * 1e300])
     capfd.readouterr()
-    with pytest.raises(ValueError, match=f"{scaled} in batch 1 reaches 1e\\+300: .* rescale {scaled}"):
+    with pytest.raises(ValueError, match=f"{scaled} in batch 1 reaches [0-9.]+e\\+300: .* rescale {scaled}"):
         family().solve([(x[:25], y[:25]), (x[25:], y[25:])], start=start, verbose=False)
     err = capfd.readouterr().err
     assert err == "", err
