@@ -1,6 +1,7 @@
-"""Run the benchmarks: python -m benchmarks [NAME ...] [--quick]."""
+"""Run the benchmarks: python -m benchmarks [NAME ...] [--quick] [--seed N] [--count N]."""
 import argparse
 import importlib
+import inspect
 import json
 import os
 import pkgutil
@@ -12,8 +13,9 @@ from pathlib import Path
 from bwkeras import atomic
 
 HERE = Path(__file__).parent
-# Run only when named: multinode needs root (it starts the cluster in a box).
-OPT_IN = ("multinode",)
+# Run only when named: multinode needs root (it starts the cluster in a box); soak runs
+# for about 20 minutes of deliberately faulted trainings.
+OPT_IN = ("multinode", "soak")
 
 
 def available():
@@ -26,7 +28,11 @@ def main(argv=None):
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {available()} "
                                                  f"but {', '.join(OPT_IN)}, which run when named)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--seed", type=int, help="random seed (benchmarks that draw at random: soak)")
+    parser.add_argument("--count", type=int, help="how many trials (soak)")
     args = parser.parse_args(argv)
+    if args.count is not None and args.count < 1:
+        parser.error(f"--count must be >= 1, got {args.count}")
     names = args.names or [n for n in available() if n not in OPT_IN]
     unknown = sorted(set(names) - set(available()))
     if unknown:
@@ -34,9 +40,13 @@ def main(argv=None):
     (HERE / "results").mkdir(exist_ok=True)
     for name in names:
         module = importlib.import_module(f"benchmarks.{name}_bench")
+        options = {k: v for k, v in (("seed", args.seed), ("count", args.count)) if v is not None}
+        unknown = sorted(set(options) - set(inspect.signature(module.run).parameters))
+        if unknown:
+            parser.error(f"benchmark {name} takes no --{', --'.join(unknown)}")
         started = time.time()
         print(f"== {name}", flush=True)
-        result = module.run(quick=args.quick)
+        result = module.run(quick=args.quick, **options)
         result.setdefault("machine", {"platform": platform.platform(), "cpus": os.cpu_count(),
                                       "python": sys.version.split()[0]})
         result["seconds"] = round(time.time() - started, 1)

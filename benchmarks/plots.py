@@ -124,3 +124,36 @@ def multinode_bars(result, path=None):
     if path is not None:
         plots.save(fig, path)
     return fig
+
+
+def soak_times(result, path=None):
+    """Seconds from each fault to the end of every rank, one row per launcher and fault.
+
+    `result` is the document of `python -m benchmarks soak`: result["trials"] holds each
+    trial's "launcher", "fault", "fault_to_exit_s", "hang", "checkpoint_intact" and
+    "resumed_equal". Dots are trials (red: a hang, or a checkpoint or resume that failed);
+    the dotted line is the stall limit the frozen-rank trials wait out.
+    """
+    trials = [t for t in result["trials"] if "error" not in t]
+    if not trials:
+        raise ValueError("result['trials'] holds no completed trial: nothing to plot")
+    rows = sorted({(t["launcher"], t["fault"]) for t in trials})
+    fig, ax = plots.new_figure(size=(8.0, 0.4 * len(rows) + 2.0))
+    for y, (launcher, fault) in enumerate(rows):
+        for t in trials:
+            if (t["launcher"], t["fault"]) != (launcher, fault):
+                continue
+            good = not t["hang"] and t["checkpoint_intact"] and t["resumed_equal"]
+            seconds = t["fault_to_exit_s"] if t["fault_to_exit_s"] is not None else result["hang_timeout_s"]
+            ax.scatter(seconds, y, color="tab:green" if good else "tab:red", s=30, zorder=3)
+    ax.set_yticks(np.arange(len(rows)), [f"{launcher}: {fault}" for launcher, fault in rows])
+    ax.invert_yaxis()
+    ax.axvline(result["stall_seconds"], color="k", ls=":", label=f"stall limit {result['stall_seconds']} s")
+    ax.set_xlabel("seconds from the fault until every rank has exited")
+    ax.set_ylabel("launcher: fault")
+    ax.set_title(f"Soak: {len(trials)} faulted 2-rank runs (green: ended, last checkpoint intact, "
+                 "resumed to the uninterrupted weights)", fontsize="small")
+    ax.legend(loc="lower right", fontsize="small")
+    if path is not None:
+        plots.save(fig, path)
+    return fig

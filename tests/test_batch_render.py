@@ -62,7 +62,7 @@ def test_slurm_script_holds_resources_and_launch_line():
                  '#SBATCH --partition="gpu"', "#SBATCH --time=00:10:00", "#SBATCH --requeue",
                  "#SBATCH --signal=B:USR1@90"):
         assert line in text.splitlines()
-    assert "srun --mpi=pmix --ntasks=8 --ntasks-per-node=4 " in text
+    assert "srun --mpi=pmix --ntasks=8 --ntasks-per-node=4 --kill-on-bad-exit=1 " in text
     hvd = render(spec(nodes=2, tasks_per_node=4, launcher="horovodrun"))
     assert "scontrol show hostnames" in hvd and 'horovodrun --gloo -np 8 -H "$HOSTS"' in hvd
 

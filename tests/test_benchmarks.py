@@ -104,3 +104,49 @@ def test_multinode_summary_and_figure(tmp_path):
     # 125e6 B/s is 1 Gbit/s; the ceiling row has no model column, the job row its ratio.
     assert "| 1gbit | mpi | 100 | 1 |" in text
     assert "| 1gbit | mlp | bwkeras-mpi | 600 | 500-700 | 0.6 | 60 |" in text
+
+
+def test_soak_schedule_repeats_from_its_seed_and_covers_every_fault():
+    import random
+
+    from benchmarks import soak_bench as soak
+
+    names = ["horovodrun-gloo", "mpirun", "srun"]
+    plan = soak.schedule(names, 12, random.Random(3))
+    assert plan == soak.schedule(names, 12, random.Random(3))
+    assert plan != soak.schedule(names, 12, random.Random(4))
+    for name in names:  # 4 trials each: one of every fault
+        assert sorted(f for n, f, _, _ in plan if n == name) == sorted(soak.FAULTS)
+    for _, _, rank, step in plan:
+        assert rank in (0, 1) and soak.STEPS < step < soak.EPOCHS * soak.STEPS - 1
+
+
+def test_soak_summary_and_figure(tmp_path):
+    from benchmarks import soak_bench as soak
+    from benchmarks.plots import soak_times
+
+    def trial(launcher, fault, seconds, hang=False, intact=True, equal=True):
+        return {"launcher": launcher, "fault": fault, "fault_to_exit_s": seconds, "hang": hang,
+                "ranks_left_behind": [], "checkpoint_intact": intact, "resumed_equal": equal,
+                "resume_max_abs_diff": 0.0 if equal else 0.5}
+
+    trials = [trial("mpirun", "kill", 1.0), trial("mpirun", "stop", 12.0),
+              trial("srun", "kill", 3.0, intact=False, equal=False),
+              trial("srun", "stop", None, hang=True), {"launcher": "srun", "fault": "kill", "error": "x"}]
+    summary = soak.summarise(trials)
+    assert summary["all"] == {"trials": 5, "faulted": 4, "hangs": 1, "ranks_left_behind": 0,
+                              "fault_to_exit_s_median": 3.0, "fault_to_exit_s_worst": 12.0,
+                              "checkpoint_intact": 3, "resumed_equal": 3, "resume_max_abs_diff": 0.5,
+                              "errors": 1}
+    assert summary["launcher=mpirun"]["hangs"] == 0 and summary["fault=stop"]["hangs"] == 1
+    soak_times({"trials": trials, "stall_seconds": 10, "hang_timeout_s": 120}, tmp_path / "soak.png")
+    assert (tmp_path / "soak.png").stat().st_size > 1000
+
+
+def test_benchmark_options_are_refused_where_a_benchmark_takes_none(capsys):
+    from benchmarks.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["watchdog", "--seed", "1"])
+    assert exit_.value.code == 2
+    assert "benchmark watchdog takes no --seed" in capsys.readouterr().err

@@ -117,11 +117,23 @@ def test_badly_scaled_x_is_refused_before_lapack(capfd, family, start):
     assert "DLASCL" not in err and "illegal value" not in err
 
 
-def test_a_streamed_badly_scaled_solve_names_the_scaling():
-    x = np.linspace(0.0, 1.0, 50) * 1e300
-    y = 2.0 * np.exp(0.5 * np.linspace(0.0, 1.0, 50))
-    with pytest.raises(ValueError, match="badly scaled; rescale x and y"):
-        ExponentialRegression().solve([(x[:25], y[:25]), (x[25:], y[25:])])
+@pytest.mark.parametrize("family, scaled", [(ExponentialRegression, "x"), (ExponentialRegression, "y"),
+                                            (LogisticRegression, "x")])  # logistic y: 0/1 only
+@pytest.mark.parametrize("start", ["current", "guess"])
+def test_a_streamed_badly_scaled_solve_is_refused_before_lapack(capfd, family, start, scaled):
+    """Batches are checked as they are read: the bad batch (here the second) is named and
+    LAPACK, which prints its complaint straight to stderr, never sees it."""
+    x = np.linspace(0.0, 1.0, 50)
+    y = (x > 0.5).astype(float) if family is LogisticRegression else 2.0 * np.exp(0.5 * x)
+    if scaled == "x":
+        x = np.concatenate([x[:25], x[25:] * 1e300])
+    else:
+        y = np.concatenate([y[:25], y[25:] * 1e300])
+    capfd.readouterr()
+    with pytest.raises(ValueError, match=f"{scaled} in batch 1 reaches [0-9.]+e\\+300: .* rescale {scaled}"):
+        family().solve([(x[:25], y[:25]), (x[25:], y[25:])], start=start, verbose=False)
+    err = capfd.readouterr().err
+    assert err == "", err
 
 
 def test_the_same_data_rescaled_solves():

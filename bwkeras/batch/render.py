@@ -73,8 +73,11 @@ def render_slurm(spec):
         "",
     ]
     if spec.launcher == "srun":
-        # Horovod built with MPI: srun starts the ranks and PMIx wires them up.
-        launch = f"srun --mpi=pmix --ntasks={spec.ntasks} --ntasks-per-node={spec.tasks_per_node} {_command(spec)}"
+        # Horovod built with MPI: srun starts the ranks and PMIx wires them up. Without
+        # --kill-on-bad-exit srun waits for every task (Slurm's WaitTime defaults to
+        # unlimited): a rank the stall watchdog ended would leave a frozen one running.
+        launch = (f"srun --mpi=pmix --ntasks={spec.ntasks} --ntasks-per-node={spec.tasks_per_node} "
+                  f"--kill-on-bad-exit=1 {_command(spec)}")
     elif spec.launcher == "srun-gloo":
         # Gloo without MPI or ssh: srun starts the ranks, the wrapper runs the rendezvous.
         launch = (f"{q(sys.executable)} -m bwkeras.distributed.srun_gloo --ntasks {spec.ntasks} "

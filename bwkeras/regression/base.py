@@ -201,14 +201,11 @@ class LinearFamily(RegressionModel):
         return self._finish(result, x, y)
 
 
-# Past this magnitude the squares and cross products a second-order solve forms overflow
-# float64 (max about 1.8e308), and LAPACK is handed inf: refused before it is called.
-SCALE_LIMIT = 1e150
-
-
 def _check_scale(x, y):
-    """ValueError when in-memory x or y reach SCALE_LIMIT (streams are checked by the
-    solver's own LinAlgError handling)."""
+    """ValueError when in-memory x or y reach blocks.SCALE_LIMIT (a streamed source checks
+    each of its blocks as it reads it)."""
+    from .blocks import check_scale
+
     if y is None:
         return
     for name, value in (("x", x), ("y", y)):
@@ -216,13 +213,7 @@ def _check_scale(x, y):
             array = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
             return  # not an array: the solver's own checks report it
-        finite = array[np.isfinite(array)]
-        if finite.size and float(np.max(np.abs(finite))) >= SCALE_LIMIT:
-            raise ValueError(
-                f"{name} reaches {float(np.max(np.abs(finite))):.3g}: at that scale the "
-                f"squares a second-order solve forms overflow float64 (limit {SCALE_LIMIT:g}); "
-                f"rescale {name} to values of order 1 (e.g. divide by its standard deviation) "
-                f"and the parameters with it")
+        check_scale(name, array)
 
 
 class NonlinearFamily(RegressionModel):

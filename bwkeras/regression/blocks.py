@@ -12,6 +12,21 @@ import numpy as np
 from .._checks import as_float64, integer
 
 DEFAULT_BLOCK_ROWS = 65536
+# Past this magnitude the squares and cross products a second-order solve forms overflow
+# float64 (max about 1.8e308), and LAPACK is handed inf: refused before it is called.
+SCALE_LIMIT = 1e150
+
+
+def check_scale(name, array, where=""):
+    """ValueError when the finite values of `array` reach SCALE_LIMIT; `where` names the
+    batch of a stream ("in batch 3 ")."""
+    finite = array[np.isfinite(array)]
+    if finite.size and float(np.max(np.abs(finite))) >= SCALE_LIMIT:
+        raise ValueError(
+            f"{name} {where}reaches {float(np.max(np.abs(finite))):.3g}: at that scale the "
+            f"squares a second-order solve forms overflow float64 (limit {SCALE_LIMIT:g}); "
+            f"rescale {name} to values of order 1 (e.g. divide by its standard deviation) "
+            f"and the parameters with it")
 
 
 def _is_array_like(value):
@@ -92,10 +107,13 @@ class BlockSource:
     select_x(raw x) picks a model's input columns (e.g. from a DataFrame by name) first.
     Validation (finite values, matching lengths, shapes) happens as blocks are produced,
     so a streamed data set is checked in full without being held in memory.
+    check_scale: refuse a streamed block whose x or y reach SCALE_LIMIT (a nonlinear
+    solve; arrays in memory are checked by the solver before it builds the source).
     """
 
     def __init__(self, x, y=None, *, prepare_x, prepare_y=None, batch_size=None, name_x="x",
-                 name_y="y", select_x=None, sample_weight=None):
+                 name_y="y", select_x=None, sample_weight=None, check_scale=False):
+        self.check_scale = check_scale
         self.prepare_x = prepare_x
         self.select_x = select_x or (lambda block: block)
         self.prepare_y = prepare_y or (lambda block, offset: block)
@@ -181,6 +199,11 @@ class BlockSource:
             yb = self.prepare_y(as_response(self.name_y, yb, offset), offset)
             xb = self.prepare_x(xb, offset)
             check_finite(self.name_x, xb, offset)
+            if self.check_scale:
+                # Each block as it is read: LAPACK never sees the first bad one, and so
+                # prints nothing (its DLASCL complaint on inf goes straight to stderr).
+                check_scale(self.name_x, xb, f"in batch {i} ")
+                check_scale(self.name_y, yb, f"in batch {i} ")
             wb = check_weights(element[2], len(yb), offset) if len(element) == 3 else None
             yield xb, yb, wb
             offset += yb.shape[0]

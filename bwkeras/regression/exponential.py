@@ -31,7 +31,8 @@ class ExponentialRegression(NonlinearFamily):
 
         def logged():
             # Built while least_squares iterates, so bad input fails inside its error agreement.
-            source = BlockSource(x, y, prepare_x=self._prepare_x, batch_size=batch_size)
+            source = BlockSource(x, y, prepare_x=self._prepare_x, batch_size=batch_size,
+                                 check_scale=True)
             for xb, yb in source:
                 s = sign.setdefault("s", 1.0 if yb[0] > 0 else -1.0)
                 bad = np.flatnonzero(s * yb <= 0)

@@ -139,7 +139,7 @@ def levenberg_marquardt(model, x, y=None, *, start=None, objective="squared", ba
     def make_source():
         source = BlockSource(x, y, prepare_x=model._prepare_x, prepare_y=model._prepare_y,
                              batch_size=batch_size, select_x=model._select_x,
-                             sample_weight=sample_weight)
+                             sample_weight=sample_weight, check_scale=True)
         source.require_reiterable("a nonlinear solve")
         StreamProgress.for_source(source, "Levenberg-Marquardt", verbose)
         holder["source"] = source

@@ -58,7 +58,8 @@ class LogisticRegression(NonlinearFamily):
         from .linear_solve import least_squares
 
         def logits():
-            source = BlockSource(x, y, prepare_x=self._prepare_x, batch_size=batch_size)
+            source = BlockSource(x, y, prepare_x=self._prepare_x, batch_size=batch_size,
+                                 check_scale=True)
             for xb, yb in source:
                 q = np.clip(yb, 0.01, 0.99)
                 yield xb, np.log(q / (1.0 - q))
