@@ -8,6 +8,10 @@ from benchmarks import plots as bench_plots
 from bwkeras import plots
 from test_plots import check_png
 
+# Stack-independent: the benchmarks' bookkeeping (ring model, summaries, figures); the
+# workers run on both stacks in the benchmarks themselves.
+pytestmark = pytest.mark.one_stack
+
 
 def test_ring_model_fit_recovers_latency_and_bandwidth():
     latency, bandwidth, ranks = 80e-6, 3.0e9, 2

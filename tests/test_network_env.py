@@ -7,6 +7,9 @@ import pytest
 
 from bwkeras import _network, _rank_env
 
+# Stack-independent: interface choice, srun variables and the watchdog's clock: no Keras in them.
+pytestmark = pytest.mark.one_stack
+
 
 def test_the_route_to_this_host_leaves_through_loopback():
     assert _network.interface_address("lo") == "127.0.0.1"

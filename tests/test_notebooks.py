@@ -82,6 +82,7 @@ def test_notebook_runs(name, monkeypatch):
 
 
 @pytest.mark.launcher
+@pytest.mark.one_stack  # the launch path; the notebook's models run on both stacks above
 @pytest.mark.parametrize("name", sorted(LAUNCHING & set(NOTEBOOKS)))
 def test_notebook_launching_ranks_runs(name, monkeypatch):
     if not os.path.exists(HOROVODRUN):

@@ -9,6 +9,9 @@ from bwkeras import training
 from recipes import args as recipe_args
 from test_config import Demo, write
 
+# Stack-independent: recipe arguments and config parsing.
+pytestmark = pytest.mark.one_stack
+
 
 def test_parse_reads_files_sets_and_exits_2_on_bad_input(tmp_path, capsys):
     path = write(tmp_path, "train: {epochs: 2}\n")

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# Stack-independent: the submit command's arguments and scripts.
+pytestmark = pytest.mark.one_stack
+
 REPO = Path(__file__).parents[1]
 TINY = str(REPO / "recipes" / "configs" / "mlp-tiny.yaml")
 
