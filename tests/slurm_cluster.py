@@ -189,6 +189,10 @@ class SlurmCluster:
         while time.monotonic() < deadline:
             info = self.job(job_id)
             if int(info.get("Restarts", 0)) >= 1 and info.get("JobState") == "PENDING":
+                # slurmd revokes the ended run's credential with a time in whole seconds and
+                # refuses a launch of the same job in that second ("Job credential revoked",
+                # the job then FAILS): start it two seconds on, as a real cluster's wait does.
+                time.sleep(2)
                 subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"],
                                env=self.env, check=True, timeout=30)
                 return info
