@@ -88,6 +88,15 @@ class StopOnSignal(keras.callbacks.Callback):
         setattr(self.model, _MID_EPOCH, False)
         self.install()
 
+    def _agreed(self, name):
+        """True on every rank when any rank was asked to stop (one max-allreduce, `name`);
+        then training stops after this step."""
+        flag = runtime.allreduce(1.0 if self._asked() else 0.0, op="max", name=name)
+        if float(flag) > 0:
+            self.preempted = True
+            self.model.stop_training = True
+        return self.preempted
+
     def on_train_batch_end(self, batch, logs=None):
         k = self.every_steps
         if not k or self.preempted:
@@ -97,12 +106,8 @@ class StopOnSignal(keras.callbacks.Callback):
         # The last step of an epoch is checked at its end (a whole epoch, no partial state).
         if done % k or (steps is not None and batch + 1 >= steps):
             return
-        flag = runtime.allreduce(1.0 if self._asked() else 0.0, op="max",
-                                 name=f"preempt.step.{done}")
-        if float(flag) > 0:
-            self.preempted = True
+        if self._agreed(f"preempt.step.{done}"):
             self.stopped_step = done
-            self.model.stop_training = True
             setattr(self.model, _MID_EPOCH, True)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -112,12 +117,8 @@ class StopOnSignal(keras.callbacks.Callback):
                 print(f"\nbwkeras: stop signal received; stopping after step {self.stopped_step} "
                       f"of epoch {epoch + 1}", flush=True)
             return
-        flag = runtime.allreduce(1.0 if self._asked() else 0.0, op="max",
-                                 name=f"preempt.{epoch}")
-        if float(flag) > 0:
-            self.preempted = True
+        if self._agreed(f"preempt.{epoch}"):
             self.stopped_epoch = epoch
-            self.model.stop_training = True
             if runtime.is_chief():
                 print(f"\nbwkeras: stop signal received; stopping after epoch {epoch + 1}", flush=True)
 
