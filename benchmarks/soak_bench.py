@@ -199,7 +199,10 @@ def reference(prefix, work, env, name):
     run_dir = work / f"reference-{name}"
     with open(work / f"reference-{name}.log", "wb") as log:
         proc = start(prefix, run_dir, env, log=log)
-        status, seconds = finish(proc, RESUME_TIMEOUT, log)
+        try:
+            status, seconds = finish(proc, RESUME_TIMEOUT, log)
+        finally:  # an interrupted benchmark leaves no job behind
+            kill_job(proc)
     if status != 0:
         raise RuntimeError(f"the uninterrupted {name} run failed ({status}): "
                            f"{(work / f'reference-{name}.log').read_text()[-3000:]}")
@@ -223,6 +226,7 @@ def trial(i, name, prefix, fault, rank, step, work, slurm, ref):
             run_dir = tdir / "run"
         log = stack.enter_context(open(tdir / "job.log", "wb"))
         proc = start(prefix, run_dir, env, log=log)
+        stack.callback(kill_job, proc)  # an interrupted benchmark leaves no job behind
         deadline = time.monotonic() + START_TIMEOUT
         seen = {}
         while True:
@@ -280,6 +284,7 @@ def trial(i, name, prefix, fault, rank, step, work, slurm, ref):
             f.unlink()
         with open(tdir / "resume.log", "wb") as rlog:
             resumed = start(prefix, run_dir, job_env(progress, slurm), resume=True, log=rlog)
+            stack.callback(kill_job, resumed)
             rstatus, rseconds = finish(resumed, RESUME_TIMEOUT, rlog)
         weights = final_weights(run_dir)
         diff = None

@@ -15,6 +15,7 @@ and keeps its copies as numpy arrays, off the device.
 """
 import copy
 
+import keras
 import numpy as np
 
 from horovod.common.elastic import ObjectState
@@ -23,15 +24,16 @@ from .._keras import build_optimizer
 from . import runtime
 from .keras_callbacks import _optimizer_variables
 
-__all__ = ["KerasState"]
+__all__ = ["KerasState", "CommitState", "run", "fit"]
 
 
 class KerasState(ObjectState):
     """Committed state of a compiled Keras `model`: its variables, its optimizer's
-    variables (`optimizer`, default the compiled one), `epoch`, `batch` (steps done in
-    that epoch) and any other picklable values given as keywords, each an attribute."""
+    variables (`optimizer`, default the compiled one), `epoch` (epochs finished), `batch`
+    (steps done in the next), `seen` (samples of its order the world trained, see `fit`)
+    and any other picklable values given as keywords, each an attribute."""
 
-    def __init__(self, model, optimizer=None, epoch=0, batch=0, **values):
+    def __init__(self, model, optimizer=None, epoch=0, batch=0, seen=0, **values):
         optimizer = optimizer if optimizer is not None else getattr(model, "optimizer", None)
         if optimizer is None:
             raise ValueError(f"KerasState needs a compiled model or an optimizer; {model!r} "
@@ -45,7 +47,7 @@ class KerasState(ObjectState):
         self._saved_variables = None
         self._save_variables()
         super().__init__(bcast_object=self._broadcast_object, get_rank=runtime.rank,
-                         epoch=epoch, batch=batch, **values)
+                         epoch=epoch, batch=batch, seen=seen, **values)
 
     @staticmethod
     def _broadcast_object(obj):
@@ -125,3 +127,86 @@ def run(func):
             raise
 
     return run_fn(wrapper, _reset)
+
+
+class CommitState(keras.callbacks.Callback):
+    """Keep a `KerasState`'s position and commit it every `every` steps and at epoch ends.
+
+    The state's `epoch` (epochs finished), `batch` (steps done in the epoch) and `seen`
+    (samples of the epoch's order the world trained) move with training; a commit that
+    finds the hosts changed raises `HostsUpdatedInterrupt` on every rank at the same step.
+    """
+
+    def __init__(self, state, every=20):
+        super().__init__()
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"commit interval must be an integer >= 1 (steps), got {every!r}")
+        self.state = state
+        self.every = every
+        self.step_samples = 0   # samples the whole world trains per step
+        self.limit = None       # `seen` once this fit's part of the epoch is done
+
+    def on_train_batch_end(self, batch, logs=None):
+        state = self.state
+        state.batch += 1
+        state.seen += self.step_samples
+        if self.limit is not None:
+            state.seen = min(state.seen, self.limit)
+        if state.batch % self.every == 0:
+            state.commit()
+
+    def on_epoch_end(self, epoch, logs=None):
+        state = self.state
+        state.epoch, state.batch, state.seen = epoch + 1, 0, 0
+        state.commit()
+
+
+class _RanksInLogs(keras.callbacks.Callback):
+    """The number of ranks that finished the epoch, in its logs (history.csv's `ranks`)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["ranks"] = runtime.size()
+
+
+def fit(state, x, y, epochs, batch_size, seed=0, learning_rate=None, lr_rule="linear",
+        commit_steps=20, callbacks=(), verbose=0):
+    """Train `state.model` on (x, y) for `epochs` epochs, elastically: after a change of
+    world it continues from the last commit with the ranks there are.
+
+    Every epoch visits the samples in `sharding.epoch_order(len(x), seed, epoch)`; the ones
+    the world has not trained yet in the epoch (`state.seen` onwards) are dealt out over the
+    ranks in turn, the same number to each (equal step counts, no hang; fewer than one per
+    rank is dropped), so no sample is trained twice in an epoch because the world changed.
+    `batch_size` is per rank. With `learning_rate`, the optimizer's rate is set to it scaled
+    by `lr_rule` for the current number of ranks at every (re)start. `callbacks` run after
+    the metric averaging and before the commit; each epoch's logs carry `ranks`.
+    Returns the model.
+    """
+    from .keras_callbacks import MetricAverage
+    from .lr import scale_learning_rate
+    from .sharding import epoch_order
+
+    model = state.model
+    n = len(x)
+    commit = CommitState(state, commit_steps)
+
+    @run
+    def train(state):
+        size, rank = runtime.size(), runtime.rank()
+        if learning_rate is not None:
+            model.optimizer.learning_rate.assign(scale_learning_rate(learning_rate, lr_rule, size))
+        for epoch in range(state.epoch, epochs):
+            rest = epoch_order(n, seed, epoch)[state.seen:]
+            per = len(rest) // size
+            if per == 0:  # fewer unseen samples than ranks: the epoch is over
+                commit.on_epoch_end(epoch)
+                continue
+            mine = rest[rank::size][:per]
+            commit.step_samples, commit.limit = size * batch_size, state.seen + per * size
+            model.fit(x[mine], y[mine], batch_size=batch_size, epochs=epoch + 1,
+                      initial_epoch=epoch, shuffle=False, verbose=verbose,
+                      callbacks=[_RanksInLogs(), MetricAverage(), *callbacks, commit])
+        return model
+
+    return train(state)
