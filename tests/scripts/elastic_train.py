@@ -1,8 +1,12 @@
 """An elastic job: bwkeras.distributed.elastic.fit under horovodrun --min-np/--max-np.
 
-argv: marker_dir kill_at
+argv: marker_dir kill_at [grow_at]
 The rank on host 127.0.0.1 kills itself (SIGKILL) at the end of its `kill_at`-th step,
-once per job (a file in marker_dir remembers). Every step, the ids of the samples every
+once per job (a file in marker_dir remembers). With `grow_at`, rank 0 creates
+marker_dir/grow at the end of its `grow_at`-th step (the test's discovery script then
+lists a second host), and from then on waits 0.2 s per step while it is alone, so that
+the job is still running when the new worker joins. Without Horovod's launcher (one
+process), it is the uninterrupted reference: ELASTIC_BATCH samples per step at ELASTIC_LR. Every step, the ids of the samples every
 rank trained are gathered into the state (so a rolled-back step is uncounted, like its
 update); when training ends, rank 0 writes them, the world sizes seen and the weights to
 $OUT_DIR/final.json, and every rank its weights digest to $OUT_DIR/rank{r}.json.
@@ -23,7 +27,8 @@ from bwkeras import distributed as dist
 from bwkeras.distributed import elastic
 
 marker_dir, kill_at = sys.argv[1], int(sys.argv[2])
-N, BATCH, EPOCHS = 240, 8, 3
+grow_at = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+N, BATCH, EPOCHS, LR = 240, int(os.environ.get("ELASTIC_BATCH", 8)), 3, float(os.environ.get("ELASTIC_LR", 0.01))
 
 dist.init()
 rng = np.random.default_rng(0)
@@ -64,6 +69,13 @@ class Account(keras.callbacks.Callback):
         Account.steps += 1
         mine = [int(i) for i in np.asarray(tap.ids) if i >= 0]
         state.trained.append([state.epoch, sorted(sum(dist.allgather_object(mine), []))])
+        if grow_at and dist.rank() == 0:
+            grow = os.path.join(marker_dir, "grow")
+            if Account.steps == grow_at:
+                with open(grow, "w") as fh:
+                    fh.write(str(time.time()))
+            if os.path.exists(grow) and dist.size() == 1:
+                time.sleep(0.2)
         marker = os.path.join(marker_dir, "killed")
         if host == "127.0.0.1" and Account.steps == kill_at and not os.path.exists(marker):
             with open(marker, "w") as fh:
@@ -71,10 +83,12 @@ class Account(keras.callbacks.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+loss0 = float(np.mean((np.asarray(model(x)) - y) ** 2))  # before training
 started = time.monotonic()
-elastic.fit(state, x, y, EPOCHS, BATCH, seed=3, learning_rate=0.01, commit_steps=4,
+elastic.fit(state, x, y, EPOCHS, BATCH, seed=3, learning_rate=LR, commit_steps=4,
             callbacks=[Account()])
-digest = hashlib.sha256(b"".join(np.ascontiguousarray(w).tobytes() for w in model.get_weights()))
+# the trainable weights: the Tap's ids are each rank's own
+digest = hashlib.sha256(b"".join(np.ascontiguousarray(w.numpy()).tobytes() for w in model.trainable_weights))
 out = os.environ["OUT_DIR"]
 with open(os.path.join(out, f"rank{dist.rank()}.json"), "w") as fh:
     json.dump({"digest": digest.hexdigest(), "size": dist.size(), "host": host}, fh)
@@ -82,4 +96,5 @@ if dist.rank() == 0:
     with open(os.path.join(out, "final.json"), "w") as fh:
         json.dump({"trained": state.trained, "worlds": state.worlds, "size": dist.size(),
                    "lr": float(np.asarray(model.optimizer.learning_rate)),
+                   "loss0": loss0, "loss": float(np.mean((np.asarray(model(x)) - y) ** 2)),
                    "seconds": time.monotonic() - started}, fh)
