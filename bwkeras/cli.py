@@ -86,6 +86,38 @@ def _recipe_args(args):
     return out
 
 
+def elastic_hosts(slots):
+    """The discovery script's host lines for `slots` local slots. Horovod leaves out the
+    whole host of a failed worker, so one name for every slot would end the job at the
+    first failure: the slots are split over two names of this machine (localhost and
+    127.0.0.1), and a failed worker takes only its name's slots with it."""
+    first = (slots + 1) // 2
+    return [f"localhost:{first}"] + ([f"127.0.0.1:{slots - first}"] if slots > first else [])
+
+
+def _run_elastic(args):
+    """`run --elastic`: horovodrun --min-np/--max-np with a discovery script for this
+    machine's slots, written for the job and removed after it."""
+    import tempfile
+
+    min_np = 1 if args.min_np is None else args.min_np
+    max_np = args.np if args.max_np is None else args.max_np
+    if not 1 <= min_np <= args.np <= max_np:
+        raise CLIError(f"--elastic needs 1 <= --min-np <= -np <= --max-np, got --min-np {min_np}, "
+                       f"-np {args.np}, --max-np {max_np}")
+    args.sets = list(args.sets) + ["train.elastic=true"]
+    resolve_config(args)  # bad input fails here, before any process or folder starts
+    with tempfile.TemporaryDirectory(prefix="bwkeras-elastic-") as tmp:
+        script = os.path.join(tmp, "discover-hosts.sh")
+        with open(script, "w", encoding="utf-8") as fh:
+            fh.write("#!/bin/sh\n" + "".join(f"echo {h}\n" for h in elastic_hosts(max_np)))
+        os.chmod(script, 0o755)
+        cmd = [_horovodrun(), "-np", str(args.np), "--min-np", str(min_np), "--max-np", str(max_np),
+               "--host-discovery-script", script, "--network-interface", "lo",
+               sys.executable, recipe_path(args.recipe), *_recipe_args(args)]
+        return subprocess.call(cmd)
+
+
 def _add_config_args(p):
     p.add_argument("--config", metavar="FILE", action="append", default=[],
                    help="YAML file with changes to the defaults (repeatable)")
@@ -109,6 +141,13 @@ def build_parser():
     run.add_argument("recipe")
     run.add_argument("-np", "--np", dest="np", type=int, default=1, metavar="N",
                      help="number of Horovod ranks (default: 1, no launcher)")
+    run.add_argument("--elastic", action="store_true",
+                     help="elastic training (train.elastic): a rank that fails leaves the others "
+                          "training from the last commit, down to --min-np ranks")
+    run.add_argument("--min-np", type=int, default=None, metavar="M",
+                     help="with --elastic: fewest ranks to go on with (default 1)")
+    run.add_argument("--max-np", type=int, default=None, metavar="K",
+                     help="with --elastic: most ranks (default -np)")
     _add_config_args(run)
     run.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     run.add_argument("--runs-dir", metavar="DIR", help="where run folders go (default: runs)")
@@ -209,6 +248,10 @@ def main(argv=None):
             return 0
         if args.np < 1:
             raise CLIError(f"-np must be >= 1, got {args.np}")
+        if args.elastic:
+            return _run_elastic(args)
+        if args.min_np is not None or args.max_np is not None:
+            raise CLIError("--min-np and --max-np need --elastic")
         resolve_config(args)  # bad input fails here, before any process or folder starts
         cmd = [sys.executable, recipe_path(args.recipe), *_recipe_args(args)]
         if args.np > 1:

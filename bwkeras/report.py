@@ -29,6 +29,27 @@ def markdown_table(rows, columns=None, floatfmt=".4g"):
     return "\n".join(lines)
 
 
+def _world_changes(run_dir):
+    """Lines on each change of world an elastic run recorded in world.json, if any."""
+    import json
+
+    try:
+        with open(os.path.join(run_dir, "world.json"), encoding="utf-8") as fh:
+            worlds = json.load(fh)
+    except (OSError, ValueError):
+        return []
+    changes = [w for w in worlds if isinstance(w, dict) and w.get("from") is not None]
+    if not changes:
+        return []
+    lines = ["## Changes of world", "",
+             f"Elastic training started on {worlds[0].get('ranks')} ranks; the world changed "
+             f"{len(changes)} time{'s' if len(changes) > 1 else ''} ([world.json](world.json)):", ""]
+    for w in changes:
+        lines.append(f"- {w.get('time')}: from {w['from']} to {w.get('ranks')} ranks, in epoch "
+                     f"{w.get('epoch')} after {w.get('samples_done')} of its samples")
+    return lines + [""]
+
+
 def run_report(run_dir, title, sections=(), plots=(), tables=(), resumed_from=None):
     """The text of a run's report.md: a title, markdown tables, text sections, the plots
     (linked relative to `run_dir`) and links to the config and the training histories.
@@ -51,6 +72,7 @@ def run_report(run_dir, title, sections=(), plots=(), tables=(), resumed_from=No
             rel = os.path.relpath(plot, run_dir)
             name = os.path.splitext(os.path.basename(plot))[0].replace("_", " ")
             lines += [f"![{name}]({rel})", ""]
+    lines += _world_changes(run_dir)
     lines += ["Resolved configuration: [config.yaml](config.yaml)."]
     histories = sorted(n for n in os.listdir(run_dir)
                        if n.startswith("history") and n.endswith(".csv"))

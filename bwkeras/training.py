@@ -19,8 +19,9 @@ import typing
 
 from . import checkpoints, config
 
-__all__ = ["BaseTrainConfig", "TrainConfig", "RunConfig", "RecipeConfig", "run_settings", "set_seed", "prepare",
-           "callbacks", "fit", "first_reached", "epoch_order", "OPTIMIZERS", "ACTIVATIONS", "CELLS"]
+__all__ = ["BaseTrainConfig", "TrainConfig", "RunConfig", "RecipeConfig", "run_settings",
+           "shard", "refuse_elastic", "set_seed", "prepare", "callbacks", "fit", "first_reached",
+           "epoch_order", "ELASTIC_COMMIT_STEPS", "OPTIMIZERS", "ACTIVATIONS", "CELLS"]
 
 # The names a config may use, known without importing Keras so that a config is checked
 # in full before TensorFlow starts (tests/test_hardening_cli.py checks them against
@@ -62,6 +63,11 @@ class BaseTrainConfig(config.Config):
     # own shuffle and their numbers; 20 keeps the check (one scalar allreduce, about one
     # Horovod cycle) near 1% of a 5 ms step and a stop within 20 steps of the warning.
     commit_steps: int = 0
+    # Elastic data parallelism (horovodrun --min-np/--max-np --host-discovery-script, or
+    # `bwkeras run --elastic`): the state is committed every commit_steps steps (20 when
+    # 0) and at epoch ends, and after a change of world training continues from the last
+    # commit with the ranks there are (`_fit_elastic`).
+    elastic: bool = False
 
     def make_optimizer(self, learning_rate=None):
         """A fresh Keras optimizer named by `optimizer` with `learning_rate` (default: the
@@ -114,6 +120,24 @@ class RecipeConfig(config.Config):
     """Base of every recipe's config: the `run` section, typed, for every recipe alike."""
 
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
+
+
+def shard(train, data):
+    """This rank's shard of the training `data` (`bwkeras.distributed.shard`), or all of
+    it with ``train.elastic``: elastic `fit` deals each epoch's samples out over the ranks
+    there are, again after every change of world."""
+    from . import distributed as dist
+
+    return data if getattr(train, "elastic", False) else dist.shard(data)
+
+
+def refuse_elastic(train, recipe):
+    """For recipes whose training does not go through `fit`: train.elastic would be
+    ignored there, so it is refused when the config is checked."""
+    if getattr(train, "elastic", False):
+        raise ValueError(f"train.elastic: the {recipe} recipe trains without "
+                         "bwkeras.training.fit and cannot train elastically; the mlp, "
+                         "sequence_labeling, sunspots and large_batch recipes can")
 
 
 def run_settings(cfg):
@@ -256,6 +280,9 @@ def fit(model, run, x, y=None, train=None, *, tag=None, extra_callbacks=(), batc
     commit_steps = getattr(train, "commit_steps", 0)
     cbs = callbacks(run, warmup, tag=tag, extra=extra_callbacks, target_lr=target_lr,
                     commit_steps=commit_steps)
+    if getattr(train, "elastic", False):
+        return _fit_elastic(model, run, x, y, train, tag, extra_callbacks, batch_size, warmup,
+                            initial_epoch, dist.fit_verbosity(verbose), fit_kwargs)
     # A run stopped inside an epoch trains the rest of it in the same order even when it
     # is resumed without commit_steps (it then stops at epoch ends only).
     if not commit_steps and not getattr(run, "initial_step", 0):
@@ -296,6 +323,14 @@ def _length(data):
     return len(data)
 
 
+def _require_arrays(x, what):
+    import numpy as np
+
+    if not isinstance(x, (np.ndarray, tuple, list, dict)) and not hasattr(x, "iloc"):
+        raise TypeError(f"{what} needs the training data as arrays (numpy, pandas, or a "
+                        f"tuple / list / dict of them), got {type(x).__name__}")
+
+
 def _fit_in_steps(model, run, x, y, train, tag, cbs, batch_size, initial_epoch, verbose,
                   fit_kwargs):
     """One ``model.fit`` per epoch over that epoch's `epoch_order` (the rest of it, for
@@ -308,9 +343,7 @@ def _fit_in_steps(model, run, x, y, train, tag, cbs, batch_size, initial_epoch, 
     from .distributed.keras_callbacks import LearningRateWarmup
     from .exit_codes import EXIT_PREEMPTED
 
-    if not isinstance(x, (np.ndarray, tuple, list, dict)) and not hasattr(x, "iloc"):
-        raise TypeError(f"train.commit_steps > 0 needs the training data as arrays (numpy, "
-                        f"pandas, or a tuple / list / dict of them), got {type(x).__name__}")
+    _require_arrays(x, "train.commit_steps > 0")
     n = _length(x)
     steps = math.ceil(n / batch_size)
     stop = cbs[-1]
@@ -362,6 +395,127 @@ def _fit_in_steps(model, run, x, y, train, tag, cbs, batch_size, initial_epoch, 
 
         history = keras.callbacks.History()
     history.epoch, history.history = epochs_seen, merged
+    return history
+
+
+ELASTIC_COMMIT_STEPS = 20  # train.commit_steps = 0 with train.elastic: commit this often
+
+
+class _ElasticRecord:
+    """Keras callbacks of an elastic fit, around the run's own: `ranks` into each epoch's
+    logs (history.csv's column) before the run records them, and after them the epoch's
+    logs kept in the state (a rank that joins later, or the chief after the old one was
+    lost, returns the whole history)."""
+
+    def __init__(self, state):
+        import keras
+
+        from .distributed import runtime
+
+        class Ranks(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if logs is not None:
+                    logs["ranks"] = runtime.size()
+
+        class Keep(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                state.epochs.append(epoch)
+                for key, value in (logs or {}).items():
+                    state.history.setdefault(key, []).append(float(value))
+
+        self.ranks, self.keep = Ranks(), Keep()
+
+
+def _fit_elastic(model, run, x, y, train, tag, extra, batch_size, warmup, initial_epoch,
+                 verbose, fit_kwargs):
+    """Elastic training into `run` (``train.elastic``), on Horovod's elastic machinery.
+
+    The state (weights, optimizer, epoch, samples of the epoch trained, the history so
+    far, the worlds seen) is committed every ``train.commit_steps`` steps and at epoch
+    ends. After a change of world, `bwkeras.distributed.elastic.run` rolls back to the
+    last commit (or keeps it, when the hosts changed at a commit) and this starts again:
+    rank 0 (maybe another process now) records the run, the learning rate is the
+    single-process rate scaled by ``train.lr_rule`` for the new number of ranks (a warmup
+    continues where it was, to that rate), and the epoch's samples the world has not yet
+    trained are dealt out over the new ranks (`sharding.unseen_share`), so every sample
+    is trained once per epoch. world.json and the report list each change of world.
+    """
+    import math
+    import time
+
+    import keras
+    import numpy as np
+
+    from . import distributed as dist
+    from .distributed import elastic
+    from .distributed.keras_callbacks import LearningRateWarmup
+    from .distributed.lr import scale_learning_rate
+    from .distributed.sharding import unseen_share
+    from .distributed.watchdog import StallWatchdog
+    from .exit_codes import EXIT_PREEMPTED
+
+    _require_arrays(x, "train.elastic")
+    if getattr(run, "initial_step", 0):
+        raise ValueError(f"cannot resume {run.path} elastically: it stopped inside epoch "
+                         f"{run.initial_epoch + 1} without train.elastic; resume it without "
+                         "train.elastic to finish that epoch first")
+    n = _length(x)
+    rule = getattr(train, "lr_rule", "none")
+    compiled = _constant_learning_rate(model)
+    # the single-process rate behind the compiled one, to scale for each new world
+    base_lr = compiled / scale_learning_rate(1.0, rule, dist.size()) if compiled else None
+    state = elastic.KerasState(model, epoch=initial_epoch, history={}, epochs=[], worlds=[])
+    commit = elastic.CommitState(state, train.commit_steps or ELASTIC_COMMIT_STEPS)
+    record = _ElasticRecord(state)
+    weights = fit_kwargs.pop("sample_weight", None)
+    stop = dist.StopOnSignal(exit_code=None)
+    stop.hold = True
+
+    @elastic.run
+    def train_elastic(state):
+        size, rank = dist.size(), dist.rank()
+        run.is_chief = dist.is_chief()
+        if not state.worlds or state.worlds[-1]["ranks"] != size:
+            state.worlds.append({
+                "epoch": state.epoch + 1, "samples_done": state.seen, "ranks": size,
+                "from": state.worlds[-1]["ranks"] if state.worlds else None,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            run.write_json("world.json", state.worlds)
+        lr = base_lr * scale_learning_rate(1.0, rule, size) if base_lr else None
+        if lr is not None and not warmup:
+            model.optimizer.learning_rate.assign(lr)
+        cbs = callbacks(run, warmup, tag=tag, extra=[*extra, record.ranks], target_lr=lr)
+        cbs[-1:] = [record.keep, commit, stop]  # the run's own stop, at epoch ends
+        # No stall watchdog: a fit that a lost peer ends never reaches on_train_end, and
+        # its watchdog would then end the job while the world re-forms. A lost peer ends
+        # the step at once (Gloo), a frozen one after Gloo's timeout.
+        cbs = [c for c in cbs if not isinstance(c, StallWatchdog)]
+        warmups = [c for c in cbs if isinstance(c, LearningRateWarmup)]
+        for epoch in range(state.epoch, train.epochs):
+            order = epoch_order(n, train.seed, epoch) if train.shuffle else np.arange(n)
+            mine = unseen_share(order, state.seen, rank, size)
+            if len(mine) == 0:  # fewer unseen samples than ranks: the epoch is over
+                commit.on_epoch_end(epoch)
+                continue
+            for cb in warmups:  # the ramp goes on from the epoch's share already trained
+                cb.steps_per_epoch = math.ceil(n / (size * batch_size))
+                cb.batch_offset = state.seen // (size * batch_size)
+            commit.step_samples, commit.limit = size * batch_size, state.seen + len(mine) * size
+            model.fit(_take(x, mine), _take(y, mine), sample_weight=_take(weights, mine),
+                      epochs=epoch + 1, initial_epoch=epoch, batch_size=batch_size,
+                      shuffle=False, callbacks=cbs, verbose=verbose, **fit_kwargs)
+            if stop.preempted:
+                return
+
+    stop.install()
+    try:
+        train_elastic(state)
+    finally:
+        stop.restore()
+    if stop.preempted:
+        raise SystemExit(EXIT_PREEMPTED)
+    history = keras.callbacks.History()
+    history.epoch, history.history = list(state.epochs), {k: list(v) for k, v in state.history.items()}
     return history
 
 

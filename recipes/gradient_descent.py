@@ -53,6 +53,7 @@ class GradientDescentConfig(training.RecipeConfig):
 
     def validate(self):
         config.at_least("grid", self.grid, 2, 2001)  # grid x grid losses are evaluated
+        training.refuse_elastic(self.train, "gradient_descent")
 
 
 CONFIG = GradientDescentConfig

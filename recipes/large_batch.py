@@ -196,8 +196,9 @@ def main(argv=None):
     run = runs.start("large_batch", cfg, args)
     # --resume: the models an interrupted study had not begun have no checkpoint yet.
     run.resume_optional = True
-    # Horovod: each rank trains on its own shard of the training images.
-    x_train, y_train = dist.shard((x[train], y[train]))
+    # Horovod: each rank trains on its own shard of the training images (with
+    # train.elastic on all of them: fit deals them out over the ranks there are).
+    x_train, y_train = training.shard(cfg.train, (x[train], y[train]))
 
     base_lr, target = cfg.train.learning_rate, cfg.study.target_accuracy
     table, curves = [], {rule: {} for rule in cfg.study.lr_rules}

@@ -62,6 +62,7 @@ class LeastSquaresConfig(training.RecipeConfig):
     def validate(self):
         config.listed("families", self.families,
                       lambda f: config.one_of("families:", f, FAMILY_NAMES))
+        training.refuse_elastic(self.train, "least_squares")
 
 
 FAMILY_NAMES = ("linear", "polynomial", "exponential", "logistic")  # the keys of FAMILIES

@@ -60,8 +60,9 @@ def main(argv=None):
     order = np.random.default_rng(cfg.data.split_seed).permutation(len(y))
     n_test = int(round(cfg.data.test * len(y)))
     test, train = order[:n_test], order[n_test:]
-    # Horovod: each rank trains on its own shard of the training images.
-    x_train, y_train = dist.shard((x[train], y[train]))
+    # Horovod: each rank trains on its own shard of the training images (with
+    # train.elastic on all of them: fit deals them out over the ranks there are).
+    x_train, y_train = training.shard(cfg.train, (x[train], y[train]))
 
     training.set_seed(cfg.train.seed)
     model = bwkeras.models.MLP(hidden_units=cfg.model.hidden_units,

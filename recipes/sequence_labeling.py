@@ -72,8 +72,9 @@ def main(argv=None):
         n_regimes=d.n_regimes, noise=d.noise, seed=d.seed)
     x, y, lengths = bwkeras.timeseries.pad_sequences(seqs, labels)
     x_test, y_test = x[d.n_train:], y[d.n_train:]
-    # Horovod: each rank trains on its own shard of the training sequences.
-    x_train, y_train = dist.shard((x[:d.n_train], y[:d.n_train]))
+    # Horovod: each rank trains on its own shard of the training sequences (with
+    # train.elastic on all of them: fit deals them out over the ranks there are).
+    x_train, y_train = training.shard(cfg.train, (x[:d.n_train], y[:d.n_train]))
 
     training.set_seed(cfg.train.seed)
     model = bwkeras.models.SequenceLabeler(cell=cfg.model.cell, units=cfg.model.units,

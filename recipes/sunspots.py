@@ -81,8 +81,9 @@ def main(argv=None):
     # Baselines: tomorrow as today, and AR(p) solved exactly on the training years.
     predictions = bwkeras.timeseries.one_step_baselines(series, data)
 
-    # Horovod: each rank trains on its own shard of the training windows.
-    x_train, y_train = dist.shard((data.x_train, data.y_train))
+    # Horovod: each rank trains on its own shard of the training windows (with
+    # train.elastic on all of them: fit deals them out over the ranks there are).
+    x_train, y_train = training.shard(cfg.train, (data.x_train, data.y_train))
     for cell in cfg.model.cells:
         training.set_seed(cfg.train.seed)
         model = bwkeras.models.RecurrentForecaster(cell=cell, units=cfg.model.units)

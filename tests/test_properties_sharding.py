@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bwkeras.distributed.sharding import per_rank_batch, shard
+from bwkeras.distributed.sharding import epoch_order, per_rank_batch, shard, unseen_share
 
 QUICK = settings(max_examples=300, deadline=None)
 
@@ -78,3 +78,34 @@ def test_a_dataset_is_sharded_like_the_arrays(n, size):
     for r in range(size):
         got = [int(v) for v in shard(ds, rank=r, size=size)]
         np.testing.assert_array_equal(got, shard(np.arange(n), rank=r, size=size))
+
+
+@QUICK
+@given(n=st.integers(1, 3000), sizes=st.lists(st.integers(1, 16), min_size=1, max_size=4),
+       batch=st.integers(1, 64), data=st.data())
+def test_an_epoch_over_changing_worlds_trains_each_sample_at_most_once(n, sizes, batch, data):
+    """An elastic epoch: each world trains some whole steps of its ranks' unseen shares
+    (equal step counts), then the world changes; the samples trained are those the count
+    `seen` names, never one twice, and only the last world's remainder (< its size) is left."""
+    order = epoch_order(n, seed=data.draw(st.integers(0, 99)), epoch=data.draw(st.integers(0, 9)))
+    seen, trained = 0, []
+    for i, size in enumerate(sizes):
+        parts = [unseen_share(order, seen, r, size) for r in range(size)]
+        assert len({len(p) for p in parts}) == 1  # equal steps on every rank: no hang
+        per = len(parts[0])
+        if per == 0:  # fewer unseen samples than ranks: the epoch ends here
+            break
+        steps = -(-per // batch)
+        k = steps if i == len(sizes) - 1 else data.draw(st.integers(0, steps))
+        for step in range(k):  # the world's steps, each rank its next batch
+            for p in parts:
+                trained += list(p[step * batch:(step + 1) * batch])
+        seen = min(seen + k * batch * size, seen + per * size)
+        assert sorted(trained) == sorted(order[:seen])  # the count names what was trained
+    assert len(set(trained)) == len(trained)
+    assert n - seen < size  # left out: less than one sample per rank of the last world
+
+
+def test_unseen_share_refuses_a_position_outside_the_epoch():
+    with pytest.raises(ValueError, match="seen must be between 0 and 10"):
+        unseen_share(np.arange(10), 11, 0, 2)

@@ -20,7 +20,7 @@ __getattr__, __dir__, __all__ = lazy_attributes(__name__, {
         "agreed", "barrier", "hosts"], ".runtime"),
     "StallWatchdog": ".watchdog", "stall_seconds": ".watchdog",
     "scale_learning_rate": ".lr", "LR_RULES": ".lr",
-    "shard": ".sharding", "per_rank_batch": ".sharding",
+    "shard": ".sharding", "per_rank_batch": ".sharding", "unseen_share": ".sharding",
     **dict.fromkeys(["BroadcastInitialState", "LearningRateWarmup", "MetricAverage",
                      "ReplicaDigest", "callbacks"], ".keras_callbacks"),
     "COMPRESSIONS": ".optimizer", "DistributedOptimizer": ".optimizer",

@@ -185,7 +185,7 @@ def fit(state, x, y, epochs, batch_size, seed=0, learning_rate=None, lr_rule="li
     """
     from .keras_callbacks import MetricAverage
     from .lr import scale_learning_rate
-    from .sharding import epoch_order
+    from .sharding import epoch_order, unseen_share
 
     model = state.model
     n = len(x)
@@ -197,13 +197,11 @@ def fit(state, x, y, epochs, batch_size, seed=0, learning_rate=None, lr_rule="li
         if learning_rate is not None:
             model.optimizer.learning_rate.assign(scale_learning_rate(learning_rate, lr_rule, size))
         for epoch in range(state.epoch, epochs):
-            rest = epoch_order(n, seed, epoch)[state.seen:]
-            per = len(rest) // size
-            if per == 0:  # fewer unseen samples than ranks: the epoch is over
+            mine = unseen_share(epoch_order(n, seed, epoch), state.seen, rank, size)
+            if len(mine) == 0:  # fewer unseen samples than ranks: the epoch is over
                 commit.on_epoch_end(epoch)
                 continue
-            mine = rest[rank::size][:per]
-            commit.step_samples, commit.limit = size * batch_size, state.seen + per * size
+            commit.step_samples, commit.limit = size * batch_size, state.seen + len(mine) * size
             model.fit(x[mine], y[mine], batch_size=batch_size, epochs=epoch + 1,
                       initial_epoch=epoch, shuffle=False, verbose=verbose,
                       callbacks=[_RanksInLogs(), MetricAverage(), *callbacks, commit])

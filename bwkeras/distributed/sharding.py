@@ -101,3 +101,19 @@ def epoch_order(n, seed, epoch):
     (seed, epoch) alone, never on what the process drew before, so a resumed run, or one
     whose world changed in the middle of the epoch, visits the samples in the same order."""
     return np.random.default_rng([int(seed), int(epoch)]).permutation(int(n))
+
+
+def unseen_share(order, seen, rank=None, size=None):
+    """Rank `rank`'s samples of `order` (indices) from position `seen` on: the rest dealt
+    out over `size` ranks in turn, the same number to each (a remainder smaller than
+    `size` is dropped: equal step counts on every rank, so no collective waits for a rank
+    that has finished). Dealt in turn, the world's first k steps of batch b (per rank)
+    train exactly order[seen : seen + k * b * size], so a count of samples the world
+    trained names the same samples whatever the world size was: the position an elastic
+    run resumes the epoch from after its world changed."""
+    r = runtime.rank() if rank is None else rank
+    n_ranks = runtime.size() if size is None else size
+    if not 0 <= seen <= len(order):
+        raise ValueError(f"seen must be between 0 and {len(order)} (the epoch's samples), got {seen!r}")
+    rest = np.asarray(order)[seen:]
+    return rest[r::n_ranks][:len(rest) // n_ranks]
