@@ -5,8 +5,10 @@
 The scaling benchmark's MLP (784-512-512-10) with bwkeras' optimizer wrapper and callbacks,
 plus the stop check of `train.commit_steps` (StopOnSignal with every_steps=K). Each pair is
 one timed `fit` of STEPS steps with the check every K steps and one without, in
-alternating order; the time spent inside the check is also clocked directly. Writes
-{"with_s": [...], "without_s": [...], "check_s": [...], "checks": [...]} to
+alternating order, then one with the elastic commit instead (`elastic.CommitState` of a
+`KerasState`: weights and optimizer variables copied to host memory every K steps); the
+time spent inside the check and the commit is also clocked directly. Writes
+{"with_s", "without_s", "check_s", "checks", "elastic_s", "commit_s"} (lists) to
 OUT_PREFIX<rank>.json.
 """
 import json
@@ -20,6 +22,7 @@ import numpy as np  # noqa: E402
 
 import keras  # noqa: E402
 from bwkeras import distributed as dist  # noqa: E402
+from bwkeras.distributed import elastic  # noqa: E402
 
 
 class ClockedStop(dist.StopOnSignal):
@@ -39,6 +42,17 @@ class ClockedStop(dist.StopOnSignal):
         self.spent += time.perf_counter() - started
 
 
+class ClockedCommit(elastic.CommitState):
+    """CommitState that adds up the time its commits take."""
+
+    spent = 0.0
+
+    def on_train_batch_end(self, batch, logs=None):
+        started = time.perf_counter()
+        super().on_train_batch_end(batch, logs)
+        self.spent += time.perf_counter() - started
+
+
 def main(steps, batch, k, pairs, prefix):
     dist.init()
     rank = dist.rank()
@@ -53,7 +67,8 @@ def main(steps, batch, k, pairs, prefix):
     y = rng.integers(0, 10, size=batch * steps)
     base = dist.callbacks()
     model.fit(x[: batch * 3], y[: batch * 3], batch_size=batch, epochs=1, verbose=0, callbacks=base)
-    out = {"with_s": [], "without_s": [], "check_s": [], "checks": []}
+    out = {"with_s": [], "without_s": [], "check_s": [], "checks": [], "elastic_s": [], "commit_s": []}
+    state = dist.KerasState(model)
     for i in range(pairs):
         for every in ((k, None) if i % 2 == 0 else (None, k)):
             stop = ClockedStop(every_steps=every)
@@ -66,6 +81,13 @@ def main(steps, batch, k, pairs, prefix):
             if every:
                 out["check_s"].append(stop.spent)
                 out["checks"].append(stop.checks)
+        commit = ClockedCommit(state, k)
+        dist.barrier(name=f"bench.commit.{i}.elastic")
+        started = time.perf_counter()
+        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False,
+                  callbacks=base + [ClockedStop(every_steps=None), commit])
+        out["elastic_s"].append(time.perf_counter() - started)
+        out["commit_s"].append(commit.spent)
     with open(f"{prefix}{rank}.json", "w") as fh:
         json.dump(out, fh)
 

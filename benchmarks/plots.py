@@ -151,7 +151,7 @@ def soak_times(result, path=None):
     ax.axvline(result["stall_seconds"], color="k", ls=":", label=f"stall limit {result['stall_seconds']} s")
     ax.set_xlabel("seconds from the fault until every rank has exited")
     ax.set_ylabel("launcher: fault")
-    ax.set_title(f"Soak: {len(trials)} faulted 2-rank runs (green: ended, last checkpoint intact, "
+    ax.set_title(f"Soak: {len(trials)} faulted 2-rank runs\n(green: ended, last checkpoint intact, "
                  "resumed to the uninterrupted weights)", fontsize="small")
     ax.legend(loc="lower right", fontsize="small")
     if path is not None:

@@ -172,6 +172,9 @@ def build_parser():
     sub_.add_argument("--job-name", default=None, help="default: bwkeras-RECIPE")
     sub_.add_argument("--requeue", action="store_true",
                       help="on the time-limit warning: checkpoint, requeue, resume")
+    sub_.add_argument("--min-nodes", type=int, default=None, metavar="M",
+                      help="when a node fails, relaunch from the last checkpoint on the nodes "
+                           "that still answer, down to M (srun; aprun / mpirun on PBS)")
     sub_.add_argument("--signal-seconds", type=int, default=120, metavar="S",
                       help="warning signal this long before the time limit (default: 120)")
     sub_.add_argument("--runs-dir", default="runs", metavar="DIR")
@@ -198,7 +201,8 @@ def _submit(args):
             partition=args.partition, launcher=args.launcher,
             job_name=args.job_name or f"bwkeras-{args.recipe}", workdir=os.getcwd(),
             output=os.path.join(run_dir, log), requeue=args.requeue,
-            signal_seconds=args.signal_seconds,
+            signal_seconds=args.signal_seconds, min_nodes=args.min_nodes,
+            env={"BWKERAS_ATTEMPTS_LOG": os.path.join(run_dir, "attempts.log")} if args.min_nodes else {},
         )
 
     try:

@@ -27,6 +27,9 @@ def spec(**kw):
     (dict(job_name="a\nb"), "job_name must be a one-line"),
     (dict(account="x\n#SBATCH --qos=high"), "account must be a one-line"),
     (dict(env={"1BAD": "x"}), "'1BAD' is not a valid name"),
+    (dict(nodes=2, min_nodes=3), r"min_nodes must be an integer in \[1, 2\] \(nodes\), got 3"),
+    (dict(nodes=2, min_nodes=0), r"min_nodes must be an integer in \[1, 2\]"),
+    (dict(nodes=2, min_nodes=1, launcher="horovodrun"), "min_nodes retries srun launches on slurm, not horovodrun"),
 ])
 def test_bad_descriptions_are_refused(kw, match):
     with pytest.raises(ValueError, match=match):
@@ -38,11 +41,13 @@ def test_parse_time():
     assert parse_time("2-00:00:01") == 2 * 86400 + 1
 
 
-@pytest.mark.parametrize("scheduler, launcher", [("slurm", "srun"), ("slurm", "horovodrun"),
-                                                 ("slurm", "mpirun"), ("pbs", "aprun"), ("pbs", "mpirun")])
-def test_every_variant_is_valid_bash(tmp_path, scheduler, launcher):
+@pytest.mark.parametrize("scheduler, launcher, min_nodes", [
+    ("slurm", "srun", None), ("slurm", "horovodrun", None), ("slurm", "mpirun", None),
+    ("pbs", "aprun", None), ("pbs", "mpirun", None),
+    ("slurm", "srun", 1), ("pbs", "aprun", 1), ("pbs", "mpirun", 1)])
+def test_every_variant_is_valid_bash(tmp_path, scheduler, launcher, min_nodes):
     s = spec(scheduler=scheduler, launcher=launcher, job_name="x; rm -rf ~", account="acc 1",
-             partition="p$USER", env={"A": "it's"})
+             partition="p$USER", env={"A": "it's"}, nodes=2, min_nodes=min_nodes)
     path = write_script(s, tmp_path)
     assert os.access(path, os.X_OK)
     proc = subprocess.run(["bash", "-n", path], capture_output=True, text=True)
@@ -117,3 +122,35 @@ def test_example_batch_scripts_parse_and_hard_code_no_account(name):
     assert proc.returncode == 0, proc.stderr
     directives = [l for l in path.read_text().splitlines() if l.startswith(("#SBATCH", "#PBS"))]
     assert directives and not any(k in l for l in directives for k in ("--account", "--partition", " -A ", " -q "))
+
+
+FAKE_APRUN = """#!/bin/sh
+# fails like a job that lost a node while it runs on more than $GOOD_RANKS ranks
+echo "aprun $*" >> "$CALLS"
+[ "$2" -le "$GOOD_RANKS" ]
+"""
+
+
+@pytest.mark.parametrize("good, expect_status, expect_tries", [(2, 0, [3, 2]), (0, 1, [3, 2])])
+def test_pbs_min_nodes_relaunches_on_ever_fewer_nodes_and_logs_each_attempt(tmp_path, good, expect_status,
+                                                                          expect_tries):
+    """The tutorial's loop, rendered: 3 nodes, --min-nodes 2; an aprun that fails on more
+    than `good` ranks. Each attempt is logged; the job ends with the first success, or
+    fails with a message once 2 nodes failed too."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "aprun").write_text(FAKE_APRUN)
+    (bindir / "aprun").chmod(0o755)
+    log = tmp_path / "attempts.log"
+    s = spec(scheduler="pbs", nodes=3, tasks_per_node=1, min_nodes=2, workdir=str(tmp_path),
+             env={"BWKERAS_ATTEMPTS_LOG": str(log)})
+    path = write_script(s, tmp_path)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", PBS_O_WORKDIR=str(tmp_path),
+               GOOD_RANKS=str(good), CALLS=str(tmp_path / "calls"))
+    proc = subprocess.run(["bash", path], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == expect_status, proc.stdout + proc.stderr
+    tries = [int(line.split()[2]) for line in (tmp_path / "calls").read_text().splitlines()]
+    assert tries == expect_tries
+    text = log.read_text()
+    assert [f"attempt on {n} nodes" in text for n in expect_tries] == [True] * len(expect_tries)
+    assert ("every attempt down to --min-nodes 2 failed; stopping" in text) == (expect_status != 0)

@@ -134,3 +134,54 @@ def test_a_worker_added_back_joins_at_a_commit_receives_the_state_and_the_job_en
     every_sample_once_per_epoch(final)
     assert final["lr"] == pytest.approx(0.02)  # the linear rule for two ranks
     close_to_uninterrupted(final, reference)
+
+
+@pytest.mark.cluster
+@pytest.mark.one_stack  # the same machinery as above, which runs on both stacks
+@pytest.mark.timeout(600)
+def test_a_node_lost_in_the_cluster_in_a_box_leaves_the_job_on_the_other_two(box, tmp_path, reference):
+    """horovodrun over ssh, one rank on each of node1..node3, --min-np 2: node3 loses every
+    process (its namespace emptied, sshd included) in the middle of epoch 1; the job goes
+    on with two ranks, on node1 and node2, and trains every sample once per epoch."""
+    script = tmp_path / "discover.sh"
+    script.write_text("#!/bin/sh\necho node1:1\necho node2:1\necho node3:1\n")
+    script.chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = job_env(out, ELASTIC_STEP_SLEEP="0.3")
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    node1, node3 = box.node("node1"), box.node("node3")
+    cmd = ["horovodrun", "-np", "3", "--min-np", "2", "--max-np", "3", "--host-discovery-script",
+           str(script), sys.executable, str(SCRIPT), str(tmp_path), "0"]
+    proc = node1.popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (tmp_path / "started").exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                pytest.fail(f"training never started: {proc.communicate()[0][-6000:]}")
+            time.sleep(0.1)
+        lost_at = time.time()
+        node3.kill()
+        text, _ = proc.communicate(timeout=360)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        text, _ = proc.communicate()
+        pytest.fail(f"the elastic job did not finish after node3 was lost:\n{text[-6000:]}")
+    finally:
+        box.revive(node3)
+    assert proc.returncode == 0, text[-6000:]
+    final = json.loads((out / "final.json").read_text())
+    assert final["size"] == 2
+    worlds = final["worlds"]
+    assert worlds[0][:3] == [0, 0, 3], worlds
+    shrunk = [w for w in worlds if w[2] == 2]
+    assert shrunk and shrunk[0][3] - lost_at < RECOVERY_S, (lost_at, worlds)
+    hosts = sorted(json.loads((out / f"rank{r}.json").read_text())["host"] for r in (0, 1))
+    assert hosts == ["node1", "node2"]
+    digests = {json.loads((out / f"rank{r}.json").read_text())["digest"] for r in (0, 1)}
+    assert len(digests) == 1
+    every_sample_once_per_epoch(final)
+    assert final["lr"] == pytest.approx(0.02)  # the linear rule for two ranks
+    close_to_uninterrupted(final, reference)

@@ -170,3 +170,45 @@ def test_a_dead_node_is_marked_down_and_its_job_requeued(box, box_slurm, tmp_pat
     info = box_slurm.wait(job, timeout=240)
     log = "\n".join(p.read_text() for p in tmp_path.glob("job-*.out"))
     assert info["JobState"] == "COMPLETED" and "requeued-and-ran" in log, (info, log)
+
+
+def test_min_nodes_relaunches_on_the_nodes_left_from_the_checkpoint(box, box_slurm, tmp_path):
+    """`bwkeras submit --nodes 3 --min-nodes 2` (srun, MPI): node3 dies after the first
+    checkpoints; the batch script finds the nodes that still answer, relaunches on node1
+    and node2 from the last checkpoint, and the run completes; attempts.log has both."""
+    import csv
+    import re
+
+    epochs = 40
+    runs = tmp_path / "runs"
+    env = dict(job_env(tmp_path), SLURM_CONF=str(box_slurm.conf), BWKERAS_STALL_SECONDS=str(STALL))
+    cmd = [sys.executable, "-m", "bwkeras.cli", "submit", "mlp", "--config", TINY, "--nodes", "3",
+           "--min-nodes", "2", "--tasks-per-node", "1", "--time", "00:10:00", "--runs-dir", str(runs),
+           "--launcher", "srun", "--set", f"train.epochs={epochs}", "--set", "run.tensorboard=false"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    job, run_dir = re.search(r"submitted job (\d+); outputs in (\S+)", proc.stdout).groups()
+    run_dir = Path(run_dir)
+    history = run_dir / "history.csv"
+    deadline = time.monotonic() + 240
+    while not (history.exists() and len(history.read_text().splitlines()) >= 3):
+        assert time.monotonic() < deadline, f"{box_slurm.job(job)}\n{box_slurm.log()}"
+        assert box_slurm.job(job).get("JobState") in ("PENDING", "RUNNING", "CONFIGURING"), box_slurm.job(job)
+        time.sleep(0.2)
+    node3 = box.node("node3")
+    node3.kill()   # every process of the node, slurmd included
+    try:
+        info = box_slurm.wait(job, timeout=400)
+    finally:
+        box.revive(node3)
+        box_slurm.wait_states({"node3": ("idle", "mixed", "allocated")}, timeout=120)
+    log = "\n".join(p.read_text() for p in run_dir.glob("job-*.out"))
+    attempts = (run_dir / "attempts.log").read_text()
+    assert info["JobState"] == "COMPLETED", f"{info}\n{attempts}\n{log[-4000:]}"
+    assert "attempt 1 on 3 nodes (node1,node2,node3)" in attempts, attempts
+    assert "attempt 2 on 2 nodes (node1,node2)" in attempts, attempts
+    with open(history, newline="") as fh:
+        epochs_done = [int(r["epoch"]) for r in csv.DictReader(fh)]
+    assert epochs_done == list(range(1, epochs + 1)), epochs_done
+    replicas = json.loads((run_dir / "replicas.json").read_text())
+    assert replicas["ranks"] == 2 and replicas["hosts"] == ["node1", "node2"] and replicas["agree"], replicas

@@ -44,6 +44,55 @@ exit "$status"
 """
 
 
+# --min-nodes: every attempt of the retry loops, timed, in the attempts log.
+_LOG_ATTEMPT = 'log_attempt() { echo "$(date +%Y-%m-%dT%H:%M:%S) $*" | tee -a "${BWKERAS_ATTEMPTS_LOG:-attempts.log}"; }'
+
+
+def _slurm_retry(spec):
+    """The srun launch in a loop over ever fewer nodes (spec.min_nodes): after a failed
+    attempt, the allocation's nodes are probed (a one-task step on each, 30 s at most);
+    when fewer answer than the attempt ran on, the training starts again on those from
+    its last checkpoint (the command's --run-dir resumes), down to min_nodes. A failure
+    with every node of the attempt answering is not a lost node: no retry. Every attempt
+    is logged in $BWKERAS_ATTEMPTS_LOG (`bwkeras submit`: the run folder's attempts.log)."""
+    tpn = spec.tasks_per_node
+    return [
+        "# --min-nodes: each attempt runs on the nodes that still answer, from the last checkpoint.",
+        "answering() {",
+        '  for n in $(scontrol show hostnames "$SLURM_JOB_NODELIST"); do',
+        '    timeout 30 srun --nodes=1 --ntasks=1 --nodelist="$n" --quiet true >/dev/null 2>&1 && echo "$n"',
+        "  done | paste -sd, -",
+        "}",
+        _LOG_ATTEMPT,
+        "attempt=0",
+        "used=0",
+        "while true; do",
+        "  attempt=$((attempt + 1))",
+        '  NODES=$(answering)',
+        '  NNODES=$(echo "$NODES" | tr , "\\n" | grep -c .)',
+        f'  if [ "$NNODES" -lt {spec.min_nodes} ]; then',
+        f'    log_attempt "bwkeras: attempt $attempt: $NNODES of $SLURM_JOB_NUM_NODES nodes answer '
+        f'(${{NODES:-none}}), fewer than --min-nodes {spec.min_nodes}; stopping"',
+        "    status=1; break",
+        "  fi",
+        '  if [ "$used" -gt 0 ] && [ "$NNODES" -ge "$used" ]; then',
+        '    log_attempt "bwkeras: attempt $((attempt - 1)) failed (exit $status) with all its $used nodes '
+        'answering: not a lost node; stopping"',
+        "    break",
+        "  fi",
+        '  log_attempt "bwkeras: attempt $attempt on $NNODES nodes ($NODES)"',
+        f'  srun --mpi=pmix --nodes="$NNODES" --nodelist="$NODES" --ntasks=$((NNODES * {tpn})) '
+        f"--ntasks-per-node={tpn} --kill-on-bad-exit=1 {_command(spec)} &",
+        "  child=$!",
+        "  # a trapped signal interrupts `wait`: wait again until the training really ended",
+        '  while true; do wait "$child"; status=$?; kill -0 "$child" 2>/dev/null || break; done',
+        '  log_attempt "bwkeras: attempt $attempt ended with exit $status"',
+        f'  [ "$status" -eq 0 ] || [ "$status" -eq {EXIT_PREEMPTED} ] || [ -e "$BWKERAS_STOP_FILE" ] && break',
+        '  used=$NNODES',
+        "done",
+    ]
+
+
 def render_slurm(spec):
     lines = [
         "#!/bin/bash",
@@ -65,6 +114,8 @@ def render_slurm(spec):
     if spec.requeue:
         lines.append("#SBATCH --requeue")
         lines.append("#SBATCH --open-mode=append")
+    if spec.min_nodes is not None:
+        lines.append("#SBATCH --no-kill")  # a failed node leaves the allocation to the others
     lines += [
         "set -u",
         f"export BWKERAS_REQUEUE={int(spec.requeue)}",
@@ -98,12 +149,17 @@ def render_slurm(spec):
         'export BWKERAS_STOP_FILE="${BWKERAS_STOP_FILE:-$PWD/.bwkeras-stop-$SLURM_JOB_ID}"',
         'rm -f "$BWKERAS_STOP_FILE"',
         "trap 'touch \"$BWKERAS_STOP_FILE\"' USR1 TERM",
-        f"{launch} &",
-        "child=$!",
-        '# A trapped signal interrupts `wait`: wait again until the training really ended.',
-        'while true; do wait "$child"; status=$?; kill -0 "$child" 2>/dev/null || break; done',
-        _SLURM_TAIL,
     ]
+    if spec.min_nodes is not None:
+        lines += _slurm_retry(spec)
+    else:
+        lines += [
+            f"{launch} &",
+            "child=$!",
+            '# A trapped signal interrupts `wait`: wait again until the training really ended.',
+            'while true; do wait "$child"; status=$?; kill -0 "$child" 2>/dev/null || break; done',
+        ]
+    lines += [_SLURM_TAIL]
     return "\n".join(lines)
 
 
@@ -130,14 +186,34 @@ def render_pbs(spec):
         *_exports(spec),
         "",
     ]
+    tpn = spec.tasks_per_node
+    ranks = spec.ntasks if spec.min_nodes is None else f"$((NODES_USED * {tpn}))"
     if spec.launcher == "aprun":
         # -n ranks, -N ranks per node, -d cores per rank, -cc none: no core binding (the
         # Horovod thread moves freely), -b: run the command as is, no binary staging.
-        launch = (f"aprun -n {spec.ntasks} -N {spec.tasks_per_node} -d {spec.cpus_per_task} "
-                  f"-cc none -b {_command(spec)}")
+        launch = f"aprun -n {ranks} -N {tpn} -d {spec.cpus_per_task} -cc none -b {_command(spec)}"
     else:
-        launch = f"mpirun -np {spec.ntasks} --map-by ppr:{spec.tasks_per_node}:node {_command(spec)}"
-    lines += [launch, ""]
+        launch = f"mpirun -np {ranks} --map-by ppr:{tpn}:node {_command(spec)}"
+    if spec.min_nodes is None:
+        lines += [launch, ""]
+        return "\n".join(lines)
+    # --min-nodes: the tutorial's own loop over ever fewer nodes (a failed node killed the
+    # whole aprun), each attempt from the last checkpoint (the command's --run-dir
+    # resumes); every attempt logged in $BWKERAS_ATTEMPTS_LOG.
+    lines += [
+        _LOG_ATTEMPT,
+        "status=1",
+        f"for NODES_USED in $(seq {spec.nodes} -1 {spec.min_nodes}); do",
+        '  log_attempt "bwkeras: attempt on $NODES_USED nodes"',
+        f"  {launch}",
+        "  status=$?",
+        '  log_attempt "bwkeras: $NODES_USED nodes: exit $status"',
+        '  [ "$status" -eq 0 ] && break',
+        "done",
+        f'[ "$status" -ne 0 ] && log_attempt "bwkeras: every attempt down to --min-nodes {spec.min_nodes} failed; stopping"',
+        'exit "$status"',
+        "",
+    ]
     return "\n".join(lines)
 
 

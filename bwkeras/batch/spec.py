@@ -9,6 +9,8 @@ from ..exit_codes import EXIT_PREEMPTED  # noqa: F401  (re-exported for the rend
 SCHEDULERS = ("slurm", "pbs")
 LAUNCHERS = {"slurm": ("srun", "srun-gloo", "horovodrun", "mpirun"), "pbs": ("aprun", "mpirun")}
 DEFAULT_LAUNCHER = {"slurm": "srun", "pbs": "aprun"}
+# The MPI launches the batch script can retry on fewer nodes (min_nodes).
+RETRY_LAUNCHERS = {"slurm": ("srun",), "pbs": ("aprun", "mpirun")}
 
 _TIME = re.compile(r"^(?:(\d+)-)?(\d{1,3}):([0-5]\d):([0-5]\d)$")
 
@@ -53,6 +55,9 @@ class JobSpec:
     output: str = "job-%j.out"
     requeue: bool = False
     signal_seconds: int = 120                   # warning signal this long before the limit
+    # Retry on fewer nodes: a launch that failed because a node did is started again from
+    # the last checkpoint on the nodes that still answer, down to this many (None: no retry).
+    min_nodes: typing.Optional[int] = None
     env: typing.Dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -68,6 +73,12 @@ class JobSpec:
         self.time_seconds = parse_time(self.time)
         integer("signal_seconds", self.signal_seconds, 0, self.time_seconds - 1,
                 expected="an integer in [0, time limit)")
+        if self.min_nodes is not None:
+            integer("min_nodes", self.min_nodes, 1, self.nodes, expected=f"an integer in [1, {self.nodes}] (nodes)")
+            if self.launcher not in RETRY_LAUNCHERS[self.scheduler]:
+                raise ValueError(f"min_nodes retries {' and '.join(RETRY_LAUNCHERS[self.scheduler])} "
+                                 f"launches on {self.scheduler}, not {self.launcher}; a Gloo job "
+                                 "survives a lost node elastically instead (train.elastic)")
         for name in ("job_name", "account", "partition", "workdir", "output"):
             _plain_text(name, getattr(self, name))
         if not self.command or not all(isinstance(a, str) for a in self.command):

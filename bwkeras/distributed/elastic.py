@@ -89,6 +89,30 @@ class KerasState(ObjectState):
         self._save_variables()
         super().sync()
 
+    def check_host_updates(self):
+        """Horovod's check at every commit, with one max-allreduce of four numbers in place
+        of its pickled broadcast of rank 0's view (two collectives; Horovod's own TODO
+        there asks for this): the newest host notification any rank received, and whether
+        hosts were removed or added. Every rank then raises `HostsUpdatedInterrupt` at the
+        same step, or none does. The commit's cost is mostly this collective."""
+        from horovod.common.exceptions import HostsUpdatedInterrupt
+        from horovod.runner.elastic.worker import HostUpdateResult
+
+        prev = newest = self._last_updated_timestamp
+        update = HostUpdateResult.no_update
+        while not self._host_messages.empty():
+            timestamp, result = self._host_messages.get()
+            if timestamp > newest:
+                newest, update = timestamp, update | result
+        seen = runtime.allreduce(
+            np.array([prev, newest, bool(update & HostUpdateResult.removed),
+                      bool(update & HostUpdateResult.added)], dtype=np.float64),
+            op="max", name="bwkeras.elastic.hosts")
+        prev, self._last_updated_timestamp = seen[0], seen[1]
+        if self._last_updated_timestamp > prev:
+            # only removals: the ranks left hold the committed state already, no sync
+            raise HostsUpdatedInterrupt(bool(seen[2]) and not seen[3])
+
 
 def _reset():
     """After a change of world: Horovod shut down and initialised again with the new ranks."""

@@ -63,6 +63,11 @@ class StallWatchdog(keras.callbacks.Callback):
         self._grace = 0.0
 
     on_train_batch_end = on_test_batch_end = on_predict_batch_end = _progress
+    # Keras 3 runs the batch-end hooks of a fit in a thread of its own (after the step's
+    # results are ready) unless a callback overrides one without saying it is safe there:
+    # then every step waits for the hooks on the training thread. Recording a time is
+    # safe from any thread, so the watchdog leaves a fit's dispatch as it would be without it.
+    async_safe = True
     on_epoch_begin = on_epoch_end = _progress
 
     def on_train_begin(self, logs=None):

@@ -6,7 +6,9 @@ once per job (a file in marker_dir remembers). With `grow_at`, rank 0 creates
 marker_dir/grow at the end of its `grow_at`-th step (the test's discovery script then
 lists a second host), and from then on waits 0.2 s per step while it is alone, so that
 the job is still running when the new worker joins. Without Horovod's launcher (one
-process), it is the uninterrupted reference: ELASTIC_BATCH samples per step at ELASTIC_LR. Every step, the ids of the samples every
+process), it is the uninterrupted reference: ELASTIC_BATCH samples per step at ELASTIC_LR.
+ELASTIC_STEP_SLEEP (seconds) slows every step, and rank 0 creates marker_dir/started at the
+end of its 3rd step: a test that brings a node down waits for it. Every step, the ids of the samples every
 rank trained are gathered into the state (so a rolled-back step is uncounted, like its
 update); when training ends, rank 0 writes them, the world sizes seen and the weights to
 $OUT_DIR/final.json, and every rank its weights digest to $OUT_DIR/rank{r}.json.
@@ -28,6 +30,7 @@ from bwkeras.distributed import elastic
 
 marker_dir, kill_at = sys.argv[1], int(sys.argv[2])
 grow_at = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+STEP_SLEEP = float(os.environ.get("ELASTIC_STEP_SLEEP", 0))
 N, BATCH, EPOCHS, LR = 240, int(os.environ.get("ELASTIC_BATCH", 8)), 3, float(os.environ.get("ELASTIC_LR", 0.01))
 
 dist.init()
@@ -67,6 +70,9 @@ class Account(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         Account.steps += 1
+        time.sleep(STEP_SLEEP)
+        if Account.steps == 3 and dist.rank() == 0:
+            open(os.path.join(marker_dir, "started"), "w").close()
         mine = [int(i) for i in np.asarray(tap.ids) if i >= 0]
         state.trained.append([state.epoch, sorted(sum(dist.allgather_object(mine), []))])
         if grow_at and dist.rank() == 0:
