@@ -50,7 +50,8 @@ _LOG_ATTEMPT = 'log_attempt() { echo "$(date +%Y-%m-%dT%H:%M:%S) $*" | tee -a "$
 
 def _slurm_retry(spec):
     """The srun launch in a loop over ever fewer nodes (spec.min_nodes): after a failed
-    attempt, the allocation's nodes are probed (a one-task step on each, 30 s at most);
+    attempt, the allocation's nodes are probed (a one-task step on each, 30 s at most,
+    --overlap: the failed step may still hold the nodes' CPUs while it ends);
     when fewer answer than the attempt ran on, the training starts again on those from
     its last checkpoint (the command's --run-dir resumes), down to min_nodes. A failure
     with every node of the attempt answering is not a lost node: no retry. Every attempt
@@ -60,7 +61,7 @@ def _slurm_retry(spec):
         "# --min-nodes: each attempt runs on the nodes that still answer, from the last checkpoint.",
         "answering() {",
         '  for n in $(scontrol show hostnames "$SLURM_JOB_NODELIST"); do',
-        '    timeout 30 srun --nodes=1 --ntasks=1 --nodelist="$n" --quiet true >/dev/null 2>&1 && echo "$n"',
+        '    timeout 30 srun --overlap --nodes=1 --ntasks=1 --nodelist="$n" --quiet true >/dev/null 2>&1 && echo "$n"',
         "  done | paste -sd, -",
         "}",
         _LOG_ATTEMPT,
@@ -81,7 +82,9 @@ def _slurm_retry(spec):
         "    break",
         "  fi",
         '  log_attempt "bwkeras: attempt $attempt on $NNODES nodes ($NODES)"',
-        f'  srun --mpi=pmix --nodes="$NNODES" --nodelist="$NODES" --ntasks=$((NNODES * {tpn})) '
+        "  # --overlap: a step that lost a node holds the CPUs of the others until Slurm has",
+        "  # written the lost one off; its tasks there are gone, the new step may use them",
+        f'  srun --mpi=pmix --overlap --nodes="$NNODES" --nodelist="$NODES" --ntasks=$((NNODES * {tpn})) '
         f"--ntasks-per-node={tpn} --kill-on-bad-exit=1 {_command(spec)} &",
         "  child=$!",
         "  # a trapped signal interrupts `wait`: wait again until the training really ended",

@@ -8,7 +8,8 @@ lists a second host), and from then on waits 0.2 s per step while it is alone, s
 the job is still running when the new worker joins. Without Horovod's launcher (one
 process), it is the uninterrupted reference: ELASTIC_BATCH samples per step at ELASTIC_LR.
 ELASTIC_STEP_SLEEP (seconds) slows every step, and rank 0 creates marker_dir/started at the
-end of its 3rd step: a test that brings a node down waits for it. Every step, the ids of the samples every
+end of its 6th step (after the first commit, at the 4th): a test that brings a node down
+waits for it. Every step, the ids of the samples every
 rank trained are gathered into the state (so a rolled-back step is uncounted, like its
 update); when training ends, rank 0 writes them, the world sizes seen and the weights to
 $OUT_DIR/final.json, and every rank its weights digest to $OUT_DIR/rank{r}.json.
@@ -71,7 +72,7 @@ class Account(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         Account.steps += 1
         time.sleep(STEP_SLEEP)
-        if Account.steps == 3 and dist.rank() == 0:
+        if Account.steps == 6 and dist.rank() == 0:
             open(os.path.join(marker_dir, "started"), "w").close()
         mine = [int(i) for i in np.asarray(tap.ids) if i >= 0]
         state.trained.append([state.epoch, sorted(sum(dist.allgather_object(mine), []))])
