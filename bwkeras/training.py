@@ -410,12 +410,7 @@ class _ElasticRecord:
     def __init__(self, state):
         import keras
 
-        from .distributed import runtime
-
-        class Ranks(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                if logs is not None:
-                    logs["ranks"] = runtime.size()
+        from .distributed.elastic import _RanksInLogs
 
         class Keep(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
@@ -423,7 +418,7 @@ class _ElasticRecord:
                 for key, value in (logs or {}).items():
                     state.history.setdefault(key, []).append(float(value))
 
-        self.ranks, self.keep = Ranks(), Keep()
+        self.ranks, self.keep = _RanksInLogs(), Keep()
 
 
 def _fit_elastic(model, run, x, y, train, tag, extra, batch_size, warmup, initial_epoch,
