@@ -52,14 +52,16 @@ class Checkpoint(keras.callbacks.Callback):
     """Each epoch: model + optimizer as checkpoints/epoch-NNNN.keras, then latest.json.
 
     An epoch with a non-finite loss writes nothing, so the last good checkpoint stays the
-    one `--resume` uses. The newest `keep` checkpoints are kept.
+    one `--resume` uses. The newest `keep` checkpoints are kept. `ranks`: the number of
+    ranks training, recorded with each checkpoint (`checkpoints.save`).
     """
 
-    def __init__(self, directory, keep=2, enabled=True):
+    def __init__(self, directory, keep=2, enabled=True, ranks=None):
         super().__init__()
         self.directory = directory
         self.keep = integer("keep", keep, minimum=1)
         self.enabled = enabled
+        self.ranks = ranks
         self.skipped = []
 
     def on_epoch_end(self, epoch, logs=None):
@@ -73,7 +75,7 @@ class Checkpoint(keras.callbacks.Callback):
             print(f"\nEpoch {epoch + 1}: loss is {float(loss)}; checkpoint not written, "
                   "the last good one is kept.")
             return
-        checkpoints.save(self.model, self.directory, epoch + 1, keep=self.keep)
+        checkpoints.save(self.model, self.directory, epoch + 1, keep=self.keep, ranks=self.ranks)
 
 
 class TrainingClock(keras.callbacks.Callback):

@@ -39,6 +39,7 @@ import warnings
 import zipfile
 
 from . import atomic
+from ._checks import integer
 
 __all__ = ["CHECKPOINTS", "LATEST", "CheckpointError", "CheckpointWarning", "directory",
            "exists", "folders", "latest", "save", "load", "save_model", "sha256",
@@ -124,7 +125,11 @@ def _entry(item, where):
         raise ValueError(f"{where} gives epoch {epoch} for the file {name}")
     if digest is not None and not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
         raise ValueError(f"{where} has a sha256 that is not 64 hex digits")
-    return {"epoch": epoch, "file": name, "sha256": digest}
+    entry = {"epoch": epoch, "file": name, "sha256": digest}
+    ranks = item.get("ranks")  # the world that wrote it; indexes before it have none
+    if isinstance(ranks, int) and not isinstance(ranks, bool) and ranks >= 1:
+        entry["ranks"] = ranks
+    return entry
 
 
 def read_index(folder):
@@ -268,25 +273,29 @@ def save_model(model, path):
     return path
 
 
-def save(model, folder, epoch, keep=2):
+def save(model, folder, epoch, keep=2, ranks=None):
     """Checkpoint `model` as FOLDER/epoch-NNNN.keras (`epoch` counted from 1), point
     latest.json at it with its SHA-256, and keep the newest `keep` checkpoints (by epoch
-    number). Returns the file's path."""
+    number). `ranks`: the number of ranks that trained it, recorded so that a run resumed
+    on another number can re-scale its learning rate (`saved_ranks`). Returns the path."""
     os.makedirs(folder, exist_ok=True)
     name = f"epoch-{epoch:04d}.keras"
     path = save_model(model, os.path.join(folder, name))
     digest = sha256(path)
     try:
-        known = {e["file"]: e["sha256"] for e in read_index(folder) or ()}
+        known = {e["file"]: e for e in read_index(folder) or ()}
     except ValueError:
         known = {}
+    newest = {"epoch": epoch, "file": name, "sha256": digest}
+    if ranks is not None:
+        newest["ranks"] = integer("ranks", ranks, minimum=1)
     files = _epoch_files(folder)
     files[epoch] = name
     kept = [e for e in sorted(files) if e <= epoch][-keep:]
-    entries = [{"epoch": e, "file": files[e],
-                "sha256": digest if e == epoch else known.get(files[e])} for e in kept]
-    atomic.write_json(os.path.join(folder, LATEST),
-                      {"epoch": epoch, "file": name, "sha256": digest, "checkpoints": entries})
+    entries = [newest if e == epoch else
+               dict(known.get(files[e], {}), epoch=e, file=files[e],
+                    sha256=known.get(files[e], {}).get("sha256")) for e in kept]
+    atomic.write_json(os.path.join(folder, LATEST), dict(newest, checkpoints=entries))
     # a whole epoch is newer than any state from the middle of an earlier one
     remove_partial(folder, before=epoch)
     for e, old in files.items():
@@ -296,10 +305,10 @@ def save(model, folder, epoch, keep=2):
     return path
 
 
-def save_partial(model, folder, epoch, step):
+def save_partial(model, folder, epoch, step, ranks=None):
     """Checkpoint `model` stopped after `step` steps of the epoch that follows `epoch`
-    finished epochs: FOLDER/partial.keras, then partial.json naming it with its SHA-256.
-    Returns the file's path."""
+    finished epochs: FOLDER/partial.keras, then partial.json naming it with its SHA-256
+    (and `ranks`, as `save` does). Returns the file's path."""
     for name, value in (("epoch", epoch), ("step", step)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"partial checkpoint {name} must be an integer >= 0, got {value!r}")
@@ -308,9 +317,29 @@ def save_partial(model, folder, epoch, step):
                          "checkpoint is the state")
     os.makedirs(folder, exist_ok=True)
     path = save_model(model, os.path.join(folder, PARTIAL_FILE))
-    atomic.write_json(os.path.join(folder, PARTIAL), {
-        "epoch": epoch, "step": step, "file": PARTIAL_FILE, "sha256": sha256(path)})
+    state = {"epoch": epoch, "step": step, "file": PARTIAL_FILE, "sha256": sha256(path)}
+    if ranks is not None:
+        state["ranks"] = integer("ranks", ranks, minimum=1)
+    atomic.write_json(os.path.join(folder, PARTIAL), state)
     return path
+
+
+def saved_ranks(path):
+    """The number of ranks that wrote checkpoint `path` (from its folder's latest.json or
+    partial.json), or None when the index does not say (written before it recorded it)."""
+    folder, name = os.path.split(os.fspath(path))
+    if name == PARTIAL_FILE:
+        try:
+            with open(os.path.join(folder, PARTIAL), "rb") as fh:
+                ranks = json.loads(fh.read(MAX_INDEX_BYTES).decode("utf-8")).get("ranks")
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+            return None
+        return ranks if isinstance(ranks, int) and not isinstance(ranks, bool) and ranks >= 1 else None
+    try:
+        entries = read_index(folder) or ()
+    except ValueError:
+        return None
+    return next((e.get("ranks") for e in entries if e["file"] == name), None)
 
 
 def partial(run_dir, tag=None):

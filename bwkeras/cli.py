@@ -174,7 +174,12 @@ def build_parser():
                       help="on the time-limit warning: checkpoint, requeue, resume")
     sub_.add_argument("--min-nodes", type=int, default=None, metavar="M",
                       help="when a node fails, relaunch from the last checkpoint on the nodes "
-                           "that still answer, down to M (srun; aprun / mpirun on PBS)")
+                           "that still answer, down to M (srun; aprun / mpirun on PBS); "
+                           "with --elastic: fewest nodes to go on training with")
+    sub_.add_argument("--elastic", action="store_true",
+                      help="elastic training (train.elastic, horovodrun with Gloo): a node "
+                           "that stops answering leaves the others training from the last "
+                           "commit, one that answers again rejoins (Slurm)")
     sub_.add_argument("--signal-seconds", type=int, default=120, metavar="S",
                       help="warning signal this long before the time limit (default: 120)")
     sub_.add_argument("--runs-dir", default="runs", metavar="DIR")
@@ -191,6 +196,8 @@ def _submit(args):
     from .runs import new_run_dir
 
     path = recipe_path(args.recipe)
+    if args.elastic:
+        args.sets = list(args.sets) + ["train.elastic=true"]
 
     def job(run_dir):
         log = "job-%j.out" if args.scheduler == "slurm" else "job.out"
@@ -201,8 +208,9 @@ def _submit(args):
             partition=args.partition, launcher=args.launcher,
             job_name=args.job_name or f"bwkeras-{args.recipe}", workdir=os.getcwd(),
             output=os.path.join(run_dir, log), requeue=args.requeue,
-            signal_seconds=args.signal_seconds, min_nodes=args.min_nodes,
-            env={"BWKERAS_ATTEMPTS_LOG": os.path.join(run_dir, "attempts.log")} if args.min_nodes else {},
+            signal_seconds=args.signal_seconds, min_nodes=args.min_nodes, elastic=args.elastic,
+            env={"BWKERAS_ATTEMPTS_LOG": os.path.join(run_dir, "attempts.log")}
+            if args.min_nodes and not args.elastic else {},
         )
 
     try:

@@ -166,12 +166,14 @@ def set_seed(seed):
     keras.utils.set_random_seed(seed)
 
 
-def prepare(model, run, sample=None, tag=None, epochs=None):
+def prepare(model, run, sample=None, tag=None, epochs=None, lr_rule=None):
     """Make the compiled `model` ready to train into `run`; returns the initial epoch.
 
     Calls the model on `sample` (a batch of inputs) so its weights exist, creates the
     optimizer's slots, and for a resumed run loads the newest intact checkpoint of model
     `tag` on the chief (the distributed callbacks broadcast it when training begins).
+    A checkpoint written by another number of ranks (a relaunch on fewer nodes) has its
+    learning rate re-scaled by `lr_rule` from that world to this one.
     Every rank raises if the chief cannot load it, and when `epochs` (the configured
     number) is smaller than the restored epoch: a run is never reported finished on the
     strength of a checkpoint it cannot have written.
@@ -195,6 +197,7 @@ def prepare(model, run, sample=None, tag=None, epochs=None):
         part = checkpoints.partial(run.path, tag)
         if part is not None:  # stopped inside an epoch, after every epoch checkpoint
             checkpoints.load(model, part[2])
+            _rescale_for_world(model, checkpoints.saved_ranks(part[2]), lr_rule)
             return part[0], part[1]
         found = checkpoints.latest(run.path, tag)
         if found is None and not run.resume_optional:
@@ -204,6 +207,7 @@ def prepare(model, run, sample=None, tag=None, epochs=None):
                                     "(no epoch finished before it stopped)")
         if found is not None:
             checkpoints.load(model, found[1])
+            _rescale_for_world(model, checkpoints.saved_ranks(found[1]), lr_rule)
         return (found[0] if found else 0), 0
 
     position = dist.agreed(load_on_chief, name=f"bwkeras.restore.{tag}")
@@ -216,6 +220,23 @@ def prepare(model, run, sample=None, tag=None, epochs=None):
     run.initial_epoch = epoch
     run.initial_step = step
     return run.initial_epoch
+
+
+def _rescale_for_world(model, saved_ranks, rule):
+    """The restored learning rate x rule(this world) / rule(the world that saved it): a
+    run relaunched on fewer ranks trains at the rate `lr_rule` gives them, and keeps any
+    change a schedule callback made to it. A no-op on the same number of ranks."""
+    from . import distributed as dist
+    from .distributed.lr import scale_learning_rate
+
+    size = dist.size()
+    lr = _constant_learning_rate(model)
+    if rule is None or saved_ranks is None or saved_ranks == size or lr is None:
+        return
+    new = lr * scale_learning_rate(1.0, rule, size) / scale_learning_rate(1.0, rule, saved_ranks)
+    model.optimizer.learning_rate.assign(new)
+    print(f"bwkeras: the checkpoint was trained on {saved_ranks} ranks, this run has {size}: "
+          f"learning rate {lr:g} -> {new:g} (train.lr_rule {rule})", flush=True)
 
 
 def callbacks(run, warmup_epochs=0.0, tag=None, extra=(), target_lr=None, commit_steps=0):
@@ -243,7 +264,7 @@ def callbacks(run, warmup_epochs=0.0, tag=None, extra=(), target_lr=None, commit
     out += list(extra)
     out.append(HistoryCSV(run.history_path(tag), enabled=run.is_chief))
     out.append(Checkpoint(run.checkpoint_dir(tag), keep=run.settings.checkpoint_keep,
-                          enabled=run.is_chief))
+                          enabled=run.is_chief, ranks=dist.size()))
     if run.settings.tensorboard and run.is_chief:
         out.append(keras.callbacks.TensorBoard(
             log_dir=run.file("tensorboard", *([tag] if tag else [])),
@@ -275,7 +296,8 @@ def fit(model, run, x, y=None, train=None, *, tag=None, extra_callbacks=(), batc
     # The rate the optimizer was made with, read before a resumed run's checkpoint replaces
     # it by the part-warmed rate it was saved with: the warmup must still end at this one.
     target_lr = _constant_learning_rate(model) if warmup else None
-    initial_epoch = prepare(model, run, x[:1], tag=tag, epochs=train.epochs)
+    initial_epoch = prepare(model, run, x[:1], tag=tag, epochs=train.epochs,
+                            lr_rule=getattr(train, "lr_rule", None))
     batch_size = train.batch_size if batch_size is None else batch_size
     commit_steps = getattr(train, "commit_steps", 0)
     cbs = callbacks(run, warmup, tag=tag, extra=extra_callbacks, target_lr=target_lr,
@@ -384,7 +406,8 @@ def _fit_in_steps(model, run, x, y, train, tag, cbs, batch_size, initial_epoch, 
 
             def save_on_chief():
                 if run.is_chief:
-                    checkpoints.save_partial(model, run.checkpoint_dir(tag), epoch, step)
+                    checkpoints.save_partial(model, run.checkpoint_dir(tag), epoch, step,
+                                             ranks=dist.size())
 
             # every rank waits for the chief's file: a rank that exited first would make
             # the launcher end the job while the chief still writes it

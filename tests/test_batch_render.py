@@ -30,6 +30,9 @@ def spec(**kw):
     (dict(nodes=2, min_nodes=3), r"min_nodes must be an integer in \[1, 2\] \(nodes\), got 3"),
     (dict(nodes=2, min_nodes=0), r"min_nodes must be an integer in \[1, 2\]"),
     (dict(nodes=2, min_nodes=1, launcher="horovodrun"), "min_nodes retries srun launches on slurm, not horovodrun"),
+    (dict(elastic=True, launcher="srun"), "elastic jobs are launched by horovodrun .Gloo., not 'srun'"),
+    (dict(elastic=True, scheduler="pbs"), "elastic jobs run under Slurm .*not pbs"),
+    (dict(elastic=True, nodes=2, min_nodes=3), r"min_nodes must be an integer in \[1, 2\]"),
 ])
 def test_bad_descriptions_are_refused(kw, match):
     with pytest.raises(ValueError, match=match):
@@ -41,13 +44,14 @@ def test_parse_time():
     assert parse_time("2-00:00:01") == 2 * 86400 + 1
 
 
-@pytest.mark.parametrize("scheduler, launcher, min_nodes", [
-    ("slurm", "srun", None), ("slurm", "horovodrun", None), ("slurm", "mpirun", None),
-    ("pbs", "aprun", None), ("pbs", "mpirun", None),
-    ("slurm", "srun", 1), ("pbs", "aprun", 1), ("pbs", "mpirun", 1)])
-def test_every_variant_is_valid_bash(tmp_path, scheduler, launcher, min_nodes):
+@pytest.mark.parametrize("scheduler, launcher, min_nodes, elastic", [
+    ("slurm", "srun", None, False), ("slurm", "horovodrun", None, False), ("slurm", "mpirun", None, False),
+    ("pbs", "aprun", None, False), ("pbs", "mpirun", None, False),
+    ("slurm", "srun", 1, False), ("pbs", "aprun", 1, False), ("pbs", "mpirun", 1, False),
+    ("slurm", None, None, True), ("slurm", "horovodrun", 1, True)])
+def test_every_variant_is_valid_bash(tmp_path, scheduler, launcher, min_nodes, elastic):
     s = spec(scheduler=scheduler, launcher=launcher, job_name="x; rm -rf ~", account="acc 1",
-             partition="p$USER", env={"A": "it's"}, nodes=2, min_nodes=min_nodes)
+             partition="p$USER", env={"A": "it's"}, nodes=2, min_nodes=min_nodes, elastic=elastic)
     path = write_script(s, tmp_path)
     assert os.access(path, os.X_OK)
     proc = subprocess.run(["bash", "-n", path], capture_output=True, text=True)
@@ -113,6 +117,34 @@ def test_pbs_aprun_script_runs_end_to_end_with_a_stand_in_aprun(tmp_path):
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
     for r in ranks:
         assert r == {"size": 2, "cwd": str(work), "threads": "1", "mpich": "multiple"}
+
+
+def test_an_elastic_script_discovers_the_nodes_that_answer(tmp_path):
+    """The rendered --elastic script with stand-ins for scontrol (the allocation: node1..
+    node3), ssh (node2 does not answer) and horovodrun (runs the discovery script it is
+    given, twice: once before and once after node2 answers again)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stand_ins = {
+        "scontrol": 'echo node1; echo node2; echo node3',
+        "ssh": f'for a; do [ "$a" = true ] && break; prev=$a; done\n'
+               f'[ "$prev" = node2 ] && [ ! -e {tmp_path}/node2-back ] && exit 255; exit 0',
+        "horovodrun": f'echo "args: $*"; while [ "$1" != --host-discovery-script ]; do shift; done\n'
+                      f'echo "first: $("$2" | sort | paste -sd, -)"; touch {tmp_path}/node2-back\n'
+                      f'echo "then: $("$2" | sort | paste -sd, -)"',
+    }
+    for name, body in stand_ins.items():
+        (bin_dir / name).write_text("#!/bin/bash\n" + body + "\n")
+        (bin_dir / name).chmod(0o755)
+    s = spec(nodes=3, tasks_per_node=2, min_nodes=2, elastic=True, workdir=str(tmp_path))
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", SLURM_JOB_ID="7",
+               SLURM_JOB_NODELIST="node[1-3]", TMPDIR=str(tmp_path))
+    proc = subprocess.run(["bash", write_script(s, tmp_path)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "args: --gloo -np 6 --min-np 4 --max-np 6 --host-discovery-script" in proc.stdout
+    assert "first: node1:2,node3:2\n" in proc.stdout and "then: node1:2,node2:2,node3:2\n" in proc.stdout
+    assert not (tmp_path / "bwkeras-discover-7.sh").exists()    # removed after the job
 
 
 @pytest.mark.parametrize("name", ["srun_pmix.sbatch", "horovodrun_gloo.sbatch", "bluewaters_aprun.pbs"])

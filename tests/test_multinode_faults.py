@@ -207,8 +207,54 @@ def test_min_nodes_relaunches_on_the_nodes_left_from_the_checkpoint(box, box_slu
     assert info["JobState"] == "COMPLETED", f"{info}\n{attempts}\n{log[-4000:]}"
     assert "attempt 1 on 3 nodes (node1,node2,node3)" in attempts, attempts
     assert "attempt 2 on 2 nodes (node1,node2)" in attempts, attempts
+    # the relaunch trains at the rate train.lr_rule gives two ranks, not three
+    assert "the checkpoint was trained on 3 ranks, this run has 2" in log, log[-4000:]
     with open(history, newline="") as fh:
         epochs_done = [int(r["epoch"]) for r in csv.DictReader(fh)]
     assert epochs_done == list(range(1, epochs + 1)), epochs_done
+    replicas = json.loads((run_dir / "replicas.json").read_text())
+    assert replicas["ranks"] == 2 and replicas["hosts"] == ["node1", "node2"] and replicas["agree"], replicas
+
+
+def test_submit_elastic_goes_on_without_a_lost_node_and_records_the_change(box, box_slurm, tmp_path):
+    """`bwkeras submit --elastic --nodes 3 --min-nodes 2` (horovodrun with Gloo inside the
+    allocation, hosts from the allocation's nodes that answer over ssh): node3 dies in
+    the middle of the run; the same launch goes on with node1 and node2 from the last
+    commit (no relaunch), and history.csv and world.json record 3 ranks, then 2."""
+    import csv
+    import re
+
+    epochs = 30
+    runs = tmp_path / "runs"
+    env = dict(job_env(tmp_path), SLURM_CONF=str(box_slurm.conf))
+    cmd = [sys.executable, "-m", "bwkeras.cli", "submit", "mlp", "--config", TINY, "--nodes", "3",
+           "--min-nodes", "2", "--elastic", "--time", "00:10:00", "--runs-dir", str(runs),
+           "--set", f"train.epochs={epochs}", "--set", "run.tensorboard=false"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    job, run_dir = re.search(r"submitted job (\d+); outputs in (\S+)", proc.stdout).groups()
+    run_dir = Path(run_dir)
+    history = run_dir / "history.csv"
+    deadline = time.monotonic() + 240
+    while not (history.exists() and len(history.read_text().splitlines()) >= 3):
+        assert time.monotonic() < deadline, f"{box_slurm.job(job)}\n{box_slurm.log()}"
+        assert box_slurm.job(job).get("JobState") in ("PENDING", "RUNNING", "CONFIGURING"), box_slurm.job(job)
+        time.sleep(0.2)
+    node3 = box.node("node3")
+    node3.kill()   # every process of the node, sshd and slurmd included
+    try:
+        info = box_slurm.wait(job, timeout=400)
+    finally:
+        box.revive(node3)
+        box_slurm.wait_states({"node3": ("idle", "mixed", "allocated")}, timeout=120)
+    log = "\n".join(p.read_text() for p in run_dir.glob("job-*.out"))
+    assert info["JobState"] == "COMPLETED", f"{info}\n{log[-6000:]}"
+    with open(history, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, epochs + 1)), rows
+    ranks = [int(float(r["ranks"])) for r in rows]
+    assert ranks[0] == 3 and ranks[-1] == 2 and ranks == sorted(ranks, reverse=True), ranks
+    worlds = json.loads((run_dir / "world.json").read_text())
+    assert [w["ranks"] for w in worlds] == [3, 2], worlds
     replicas = json.loads((run_dir / "replicas.json").read_text())
     assert replicas["ranks"] == 2 and replicas["hosts"] == ["node1", "node2"] and replicas["agree"], replicas

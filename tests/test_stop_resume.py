@@ -108,3 +108,43 @@ def test_a_damaged_partial_checkpoint_is_passed_over_with_a_warning(tmp_path):
 def test_save_partial_names_a_bad_position(tmp_path, epoch, step):
     with pytest.raises(ValueError, match="partial checkpoint"):
         checkpoints.save_partial(FakeModel(), str(tmp_path), epoch, step)
+
+
+def test_checkpoints_record_the_ranks_that_wrote_them(tmp_path):
+    folder = checkpoints.directory(tmp_path)
+    old = checkpoints.save(FakeModel(), folder, 1)              # an index from before: no ranks
+    new = checkpoints.save(FakeModel(), folder, 2, ranks=3)
+    part = checkpoints.save_partial(FakeModel(), folder, 2, 4, ranks=2)
+    assert (checkpoints.saved_ranks(old), checkpoints.saved_ranks(new), checkpoints.saved_ranks(part)) \
+        == (None, 3, 2)
+    checkpoints.save(FakeModel(), folder, 3, ranks=2)
+    assert checkpoints.saved_ranks(new) == 3                     # kept with its older entry
+    with pytest.raises(ValueError, match="ranks must be an integer >= 1, got 0"):
+        checkpoints.save(FakeModel(), folder, 4, ranks=0)
+
+
+@pytest.mark.parametrize("rule, expected", [("linear", 0.04 / 4), ("sqrt", 0.04 / 2), ("none", 0.04)])
+def test_a_run_resumed_on_fewer_ranks_rescales_the_checkpoints_learning_rate(tmp_path, rule, expected):
+    """A checkpoint written by 4 ranks at 0.04 (a schedule may have moved it from the
+    compiled rate: the restored rate is what is re-scaled), resumed in one process: the
+    rate lr_rule gives one rank, i.e. 0.04 / 4 (linear), / 2 (sqrt), unchanged (none)."""
+    import keras
+
+    from bwkeras import runs, training
+
+    def model(lr):
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        m.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss="mse")
+        m(np.zeros((1, 3), "float32"))
+        return m
+
+    trained = model(0.04)
+    from bwkeras._keras import build_optimizer
+
+    build_optimizer(trained)
+    checkpoints.save(trained, checkpoints.directory(tmp_path), 2, ranks=4)
+    resumed = model(0.123)                                       # compiled at another rate
+    run = runs.Run(str(tmp_path), "test", resumed=True, is_chief=True)
+    assert training.prepare(resumed, run, epochs=3, lr_rule=rule) == 2
+    assert float(np.asarray(resumed.optimizer.learning_rate)) == pytest.approx(expected, rel=1e-6)

@@ -96,6 +96,28 @@ def _slurm_retry(spec):
     ]
 
 
+def _slurm_elastic(spec):
+    """horovodrun's elastic driver, with a host discovery script it runs every second:
+    the allocation's nodes that answer over ssh (how horovodrun starts the workers), in
+    parallel, 10 s at most each. A node that stops answering leaves the job from the last
+    commit; one that answers again joins it at the next commit."""
+    min_np = (spec.min_nodes or 1) * spec.tasks_per_node
+    return [
+        "# --elastic: the hosts are the allocation's nodes that answer over ssh.",
+        'DISCOVER="${TMPDIR:-/tmp}/bwkeras-discover-$SLURM_JOB_ID.sh"',
+        "cat > \"$DISCOVER\" <<'EOF'",
+        "#!/bin/bash",
+        'for n in $(scontrol show hostnames "$SLURM_JOB_NODELIST"); do',
+        "  ( timeout 10 ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o ConnectTimeout=5 \"$n\" true "
+        f'</dev/null >/dev/null 2>&1 && echo "$n:{spec.tasks_per_node}" ) &',
+        "done",
+        "wait",
+        "EOF",
+        'chmod +x "$DISCOVER"',
+    ], (f'horovodrun --gloo -np {spec.ntasks} --min-np {min_np} --max-np {spec.ntasks} '
+        f'--host-discovery-script "$DISCOVER" {_command(spec)}')
+
+
 def render_slurm(spec):
     lines = [
         "#!/bin/bash",
@@ -117,7 +139,7 @@ def render_slurm(spec):
     if spec.requeue:
         lines.append("#SBATCH --requeue")
         lines.append("#SBATCH --open-mode=append")
-    if spec.min_nodes is not None:
+    if spec.min_nodes is not None or spec.elastic:
         lines.append("#SBATCH --no-kill")  # a failed node leaves the allocation to the others
     lines += [
         "set -u",
@@ -136,6 +158,9 @@ def render_slurm(spec):
         # Gloo without MPI or ssh: srun starts the ranks, the wrapper runs the rendezvous.
         launch = (f"{q(sys.executable)} -m bwkeras.distributed.srun_gloo --ntasks {spec.ntasks} "
                   f"--ntasks-per-node {spec.tasks_per_node} -- {_command(spec)}")
+    elif spec.elastic:
+        body, launch = _slurm_elastic(spec)
+        lines += body
     elif spec.launcher == "horovodrun":
         # Gloo: horovodrun needs host:slots for every node of the allocation.
         lines.append(
@@ -153,7 +178,7 @@ def render_slurm(spec):
         'rm -f "$BWKERAS_STOP_FILE"',
         "trap 'touch \"$BWKERAS_STOP_FILE\"' USR1 TERM",
     ]
-    if spec.min_nodes is not None:
+    if spec.min_nodes is not None and not spec.elastic:
         lines += _slurm_retry(spec)
     else:
         lines += [
@@ -162,6 +187,8 @@ def render_slurm(spec):
             '# A trapped signal interrupts `wait`: wait again until the training really ended.',
             'while true; do wait "$child"; status=$?; kill -0 "$child" 2>/dev/null || break; done',
         ]
+        if spec.elastic:
+            lines.append('rm -f "$DISCOVER"')
     lines += [_SLURM_TAIL]
     return "\n".join(lines)
 

@@ -58,13 +58,21 @@ class JobSpec:
     # Retry on fewer nodes: a launch that failed because a node did is started again from
     # the last checkpoint on the nodes that still answer, down to this many (None: no retry).
     min_nodes: typing.Optional[int] = None
+    # Elastic (Gloo, horovodrun --min-np): a lost node leaves the others training from the
+    # last commit, down to min_nodes (default 1), with no relaunch.
+    elastic: bool = False
     env: typing.Dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {self.scheduler!r}; expected one of {SCHEDULERS}")
+        if self.elastic and self.scheduler != "slurm":
+            raise ValueError(f"elastic jobs run under Slurm (horovodrun inside the allocation), "
+                             f"not {self.scheduler}; on PBS, min_nodes retries on fewer nodes")
         if self.launcher is None:
-            self.launcher = DEFAULT_LAUNCHER[self.scheduler]
+            self.launcher = "horovodrun" if self.elastic else DEFAULT_LAUNCHER[self.scheduler]
+        if self.elastic and self.launcher != "horovodrun":
+            raise ValueError(f"elastic jobs are launched by horovodrun (Gloo), not {self.launcher!r}")
         if self.launcher not in LAUNCHERS[self.scheduler]:
             raise ValueError(f"unknown launcher {self.launcher!r} for {self.scheduler}; "
                              f"expected one of {LAUNCHERS[self.scheduler]}")
@@ -75,10 +83,10 @@ class JobSpec:
                 expected="an integer in [0, time limit)")
         if self.min_nodes is not None:
             integer("min_nodes", self.min_nodes, 1, self.nodes, expected=f"an integer in [1, {self.nodes}] (nodes)")
-            if self.launcher not in RETRY_LAUNCHERS[self.scheduler]:
+            if not self.elastic and self.launcher not in RETRY_LAUNCHERS[self.scheduler]:
                 raise ValueError(f"min_nodes retries {' and '.join(RETRY_LAUNCHERS[self.scheduler])} "
                                  f"launches on {self.scheduler}, not {self.launcher}; a Gloo job "
-                                 "survives a lost node elastically instead (train.elastic)")
+                                 "survives a lost node elastically instead (elastic)")
         for name in ("job_name", "account", "partition", "workdir", "output"):
             _plain_text(name, getattr(self, name))
         if not self.command or not all(isinstance(a, str) for a in self.command):
