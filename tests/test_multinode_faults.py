@@ -172,12 +172,41 @@ def test_a_dead_node_is_marked_down_and_its_job_requeued(box, box_slurm, tmp_pat
     assert info["JobState"] == "COMPLETED" and "requeued-and-ran" in log, (info, log)
 
 
+def submit_until_epochs(cmd, env, box_slurm, tmp_path, epochs):
+    """Run the `bwkeras submit` command `cmd`; (job id, run folder) once its history.csv
+    has `epochs` rows (the fault comes after training has checkpointed)."""
+    import re
+
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    job, run_dir = re.search(r"submitted job (\d+); outputs in (\S+)", proc.stdout).groups()
+    history = Path(run_dir) / "history.csv"
+    deadline = time.monotonic() + 240
+    while not (history.exists() and len(history.read_text().splitlines()) > epochs):
+        assert time.monotonic() < deadline, f"{box_slurm.job(job)}\n{box_slurm.log()}"
+        assert box_slurm.job(job).get("JobState") in ("PENDING", "RUNNING", "CONFIGURING"), box_slurm.job(job)
+        time.sleep(0.2)
+    return job, Path(run_dir)
+
+
+def lose_node3_until_the_job_ends(box, box_slurm, job, run_dir):
+    """Kill every process of node3 (sshd and slurmd too), wait for `job` to end, bring the
+    node back; (the job's final info, its output)."""
+    node3 = box.node("node3")
+    node3.kill()
+    try:
+        info = box_slurm.wait(job, timeout=400)
+    finally:
+        box.revive(node3)
+        box_slurm.wait_states({"node3": ("idle", "mixed", "allocated")}, timeout=120)
+    return info, "\n".join(p.read_text() for p in run_dir.glob("job-*.out"))
+
+
 def test_min_nodes_relaunches_on_the_nodes_left_from_the_checkpoint(box, box_slurm, tmp_path):
     """`bwkeras submit --nodes 3 --min-nodes 2` (srun, MPI): node3 dies after the first
     checkpoints; the batch script finds the nodes that still answer, relaunches on node1
     and node2 from the last checkpoint, and the run completes; attempts.log has both."""
     import csv
-    import re
 
     epochs = 40
     runs = tmp_path / "runs"
@@ -185,24 +214,9 @@ def test_min_nodes_relaunches_on_the_nodes_left_from_the_checkpoint(box, box_slu
     cmd = [sys.executable, "-m", "bwkeras.cli", "submit", "mlp", "--config", TINY, "--nodes", "3",
            "--min-nodes", "2", "--tasks-per-node", "1", "--time", "00:10:00", "--runs-dir", str(runs),
            "--launcher", "srun", "--set", f"train.epochs={epochs}", "--set", "run.tensorboard=false"]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    job, run_dir = re.search(r"submitted job (\d+); outputs in (\S+)", proc.stdout).groups()
-    run_dir = Path(run_dir)
+    job, run_dir = submit_until_epochs(cmd, env, box_slurm, tmp_path, epochs=2)
     history = run_dir / "history.csv"
-    deadline = time.monotonic() + 240
-    while not (history.exists() and len(history.read_text().splitlines()) >= 3):
-        assert time.monotonic() < deadline, f"{box_slurm.job(job)}\n{box_slurm.log()}"
-        assert box_slurm.job(job).get("JobState") in ("PENDING", "RUNNING", "CONFIGURING"), box_slurm.job(job)
-        time.sleep(0.2)
-    node3 = box.node("node3")
-    node3.kill()   # every process of the node, slurmd included
-    try:
-        info = box_slurm.wait(job, timeout=400)
-    finally:
-        box.revive(node3)
-        box_slurm.wait_states({"node3": ("idle", "mixed", "allocated")}, timeout=120)
-    log = "\n".join(p.read_text() for p in run_dir.glob("job-*.out"))
+    info, log = lose_node3_until_the_job_ends(box, box_slurm, job, run_dir)
     attempts = (run_dir / "attempts.log").read_text()
     assert info["JobState"] == "COMPLETED", f"{info}\n{attempts}\n{log[-4000:]}"
     assert "attempt 1 on 3 nodes (node1,node2,node3)" in attempts, attempts
@@ -222,7 +236,6 @@ def test_submit_elastic_goes_on_without_a_lost_node_and_records_the_change(box, 
     the middle of the run; the same launch goes on with node1 and node2 from the last
     commit (no relaunch), and history.csv and world.json record 3 ranks, then 2."""
     import csv
-    import re
 
     epochs = 30
     runs = tmp_path / "runs"
@@ -230,24 +243,9 @@ def test_submit_elastic_goes_on_without_a_lost_node_and_records_the_change(box, 
     cmd = [sys.executable, "-m", "bwkeras.cli", "submit", "mlp", "--config", TINY, "--nodes", "3",
            "--min-nodes", "2", "--elastic", "--time", "00:10:00", "--runs-dir", str(runs),
            "--set", f"train.epochs={epochs}", "--set", "run.tensorboard=false"]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    job, run_dir = re.search(r"submitted job (\d+); outputs in (\S+)", proc.stdout).groups()
-    run_dir = Path(run_dir)
+    job, run_dir = submit_until_epochs(cmd, env, box_slurm, tmp_path, epochs=2)
     history = run_dir / "history.csv"
-    deadline = time.monotonic() + 240
-    while not (history.exists() and len(history.read_text().splitlines()) >= 3):
-        assert time.monotonic() < deadline, f"{box_slurm.job(job)}\n{box_slurm.log()}"
-        assert box_slurm.job(job).get("JobState") in ("PENDING", "RUNNING", "CONFIGURING"), box_slurm.job(job)
-        time.sleep(0.2)
-    node3 = box.node("node3")
-    node3.kill()   # every process of the node, sshd and slurmd included
-    try:
-        info = box_slurm.wait(job, timeout=400)
-    finally:
-        box.revive(node3)
-        box_slurm.wait_states({"node3": ("idle", "mixed", "allocated")}, timeout=120)
-    log = "\n".join(p.read_text() for p in run_dir.glob("job-*.out"))
+    info, log = lose_node3_until_the_job_ends(box, box_slurm, job, run_dir)
     assert info["JobState"] == "COMPLETED", f"{info}\n{log[-6000:]}"
     with open(history, newline="") as fh:
         rows = list(csv.DictReader(fh))
