@@ -255,4 +255,6 @@ def test_submit_elastic_goes_on_without_a_lost_node_and_records_the_change(box, 
     worlds = json.loads((run_dir / "world.json").read_text())
     assert [w["ranks"] for w in worlds] == [3, 2], worlds
     replicas = json.loads((run_dir / "replicas.json").read_text())
-    assert replicas["ranks"] == 2 and replicas["hosts"] == ["node1", "node2"] and replicas["agree"], replicas
+    # After the reset Horovod numbers the survivors afresh (node2 may become rank 0): the
+    # hosts in rank order are the two that are left, in either order.
+    assert replicas["ranks"] == 2 and sorted(replicas["hosts"]) == ["node1", "node2"] and replicas["agree"], replicas
