@@ -9,11 +9,15 @@ against a peer measured in the same run, rounds interleaved):
     independent-np2   a plain process on each node at once, no communication: the ceiling
     bwkeras-mpi, bwkeras-gloo   horovodrun -H node1:1,node2:1 (MPI, --gloo)
     stock-horovod-mpi           Horovod's own Keras wrapper (keras2 stack), the same job
-    at 1 Gbit/s also: bwkeras-mpi-fp16 (fp16 on the wire), bwkeras-mpi-accum2 (one exchange
-    per two batches).
-  Beside each bwkeras and stock job, the ring model's step time: t_compute (the ceiling's
-  step) + a + 2(N-1)/N x S/B with S the model's gradient bytes (halved with fp16, and
-  spread over two steps with accumulation) and a, B this profile's fitted values.
+    at 1 Gbit/s also: bwkeras-mpi-grouped (one grouped allreduce after backprop: nothing
+    overlaps), bwkeras-mpi-fp16 (buckets, fp16 on the wire), bwkeras-mpi-accum2 (buckets,
+    one exchange per two batches).
+  Beside each bwkeras and stock job, the ring model's step time extended for overlap:
+  t_compute (the ceiling's step) + a + 2(N-1)/N x S_exposed/B, with a, B this profile's
+  fitted values and S_exposed the bytes that cannot hide behind backprop: all gradients
+  for one grouped allreduce; for buckets (and Horovod's per-tensor ops) only the last
+  bucket (tensor), the gradients backprop produces last, assuming the earlier ones finish
+  while it is computed. Halved with fp16, spread over two steps with accumulation.
 
     sudo python -m benchmarks multinode [--quick]
 
@@ -37,6 +41,11 @@ AR_WORKER = str(HERE / "allreduce_worker.py")
 # LSTM(64) on 1 input + Dense(1): 4 * (4*64*(1+64+1)) + 4 * (64+1) bytes of gradients.
 LSTM_GRADIENT_BYTES = 4 * (4 * 64 * (1 + 64 + 1) + 64 + 1)
 GRADIENT_BYTES = {"mlp": MLP_GRADIENT_BYTES, "lstm": LSTM_GRADIENT_BYTES}
+# Each model's gradient tensors in the order of its variables (float32 bytes).
+TENSOR_BYTES = {
+    "mlp": [4 * n for n in (784 * 512, 512, 512 * 512, 512, 512 * 10, 10)],
+    "lstm": [4 * n for n in (4 * 64, 64 * 4 * 64, 4 * 64, 64, 1)],
+}
 PROFILES = ("none", "10gbit", "1gbit")
 TIMEOUT = 600
 
@@ -105,6 +114,8 @@ def configs(profile, model):
     if k2:
         found["stock-horovod-mpi"] = [("node1", launchers(k2)["mpi"] + [k2, WORKER, "stock", model], {})]
     if profile == "1gbit":
+        found["bwkeras-mpi-grouped"] = [("node1", ours["mpi"] + [py, WORKER, "bwkeras", model],
+                                         {"BENCH_BUCKET": "none"})]
         found["bwkeras-mpi-fp16"] = [("node1", ours["mpi"] + [py, WORKER, "bwkeras", model],
                                       {"BENCH_COMPRESSION": "fp16"})]
         found["bwkeras-mpi-accum2"] = [("node1", ours["mpi"] + [py, WORKER, "bwkeras", model],
@@ -132,8 +143,22 @@ def run_job(box, jobs, steps, batch):
     return sum(d["samples_per_s"] for d in docs), docs
 
 
+def exposed_bytes(model, name):
+    """The gradient bytes of `model` whose exchange cannot overlap backprop in job `name`:
+    all of them for one grouped allreduce, else the last bucket's (bwkeras' default
+    buckets) or the last tensor's (Horovod's per-tensor ops)."""
+    from bwkeras.distributed.optimizer import DEFAULT_BUCKET_BYTES, buckets
+
+    sizes = TENSOR_BYTES[model]
+    if name.endswith("-grouped"):
+        return sum(sizes)
+    last = buckets(sizes, 1 if name.startswith("stock") else DEFAULT_BUCKET_BYTES)[-1]
+    return sum(sizes[i] for i in last)
+
+
 def predicted_step_ms(compute_ms, fit, gradient_bytes, name):
-    """The ring model's step: compute + a + 2(N-1)/N S/B, per the job's wire format."""
+    """The ring model's step: compute + a + 2(N-1)/N S/B, per the job's wire format, S the
+    bytes that cannot hide (`exposed_bytes`)."""
     nbytes, exchanges = gradient_bytes, 1.0
     if name.endswith("-fp16"):
         nbytes /= 2
@@ -154,7 +179,10 @@ def summarise(samples, steps_ms, fits, model):
                "of_ceiling": med / ceiling}
         transport = "gloo" if "-gloo" in name else "mpi"
         if name != "independent-np2":
-            row["predicted_step_ms"] = predicted_step_ms(compute_ms, fits[transport], GRADIENT_BYTES[model], name)
+            row["predicted_step_ms"] = predicted_step_ms(compute_ms, fits[transport],
+                                                         exposed_bytes(model, name), name)
+            row["predicted_no_overlap_ms"] = predicted_step_ms(compute_ms, fits[transport],
+                                                               GRADIENT_BYTES[model], name)
             row["measured_over_predicted"] = row["step_ms_median"] / row["predicted_step_ms"]
         rows[name] = row
     return rows
@@ -179,6 +207,7 @@ def markdown(result):
                              "of ceiling": row["of_ceiling"],
                              "step ms": row["step_ms_median"],
                              "ring model ms": row.get("predicted_step_ms", ""),
+                             "without overlap ms": row.get("predicted_no_overlap_ms", ""),
                              "measured / model": row.get("measured_over_predicted", "")})
     return markdown_table(links, floatfmt=".3g") + "\n\n" + markdown_table(jobs, floatfmt=".3g")
 

@@ -157,3 +157,43 @@ def soak_times(result, path=None):
     if path is not None:
         plots.save(fig, path)
     return fig
+
+
+def overlap_bars(result, path=None):
+    """Throughput over the same-run ceiling (two independent processes) per np=2
+    configuration, one panel per model, each bar labelled with the share of its gradient
+    exchange that ran during backprop (from the Horovod timeline).
+
+    `result` is the document of `python -m benchmarks overlap`:
+    result["models"][model]["configs"][name] holds "vs_ceiling", its min/max and "overlap".
+    """
+    models = result["models"]
+    if not models:
+        raise ValueError("result['models'] is empty: nothing to plot")
+    fig, axes = plots.new_figure(1, len(models), size=(8.5 * len(models), 6.0))
+    axes = np.atleast_1d(axes)
+    for ax, (model, doc) in zip(axes, models.items()):
+        rows = {n: r for n, r in doc["configs"].items() if n != "independent-np2"}
+        names = list(rows)
+        med = np.array([rows[n]["vs_ceiling"] for n in names])
+        low = med - np.array([rows[n]["vs_ceiling_min"] for n in names])
+        high = np.array([rows[n]["vs_ceiling_max"] for n in names]) - med
+        colors = ["tab:green" if n.startswith("bwkeras") else "0.6" if n.startswith("plain")
+                  else "tab:orange" for n in names]
+        ax.barh(names, med, xerr=[low, high], color=colors, capsize=3)
+        for i, name in enumerate(names):
+            share = rows[name].get("overlap")
+            label = f"{med[i]:.2f}" + (f"  overlap {share['overlap']:.0%}" if share else "")
+            ax.text(med[i] + high[i] + 0.02, i, label, va="center")
+        ax.axvline(1.0, color="k", ls=":", label="ceiling: 2 independent processes")
+        ax.axvline(0.95, color="tab:red", ls="--", label="goal MPI 0.95")
+        ax.axvline(0.90, color="tab:purple", ls="--", label="goal Gloo 0.90")
+        ax.invert_yaxis()
+        ax.set_xlim(0, max(1.5, float((med + high).max()) + 0.45))
+        ax.set_xlabel("throughput / same-run ceiling (median, whiskers: min-max)")
+        ax.set_ylabel("configuration")
+        ax.set_title(f"{model}: np=2, buckets vs one grouped allreduce")
+        ax.legend(loc="lower right", fontsize=8)
+    if path is not None:
+        plots.save(fig, path)
+    return fig

@@ -7,13 +7,16 @@ MODE, the way the training is written:
   bwkeras  bwkeras.models + bwkeras.distributed (optimizer wrapper and callbacks);
   stock    Horovod's own Keras example (horovod.tensorflow.keras; Keras 2 stack only);
   mwms     tf.distribute.MultiWorkerMirroredStrategy (TF_CONFIG set by the runner).
-MODEL: mlp (784-512-512-10, 2.7 MB of gradients) or lstm (window 32, 64 units, 17k weights).
+MODEL: mlp (784-512-512-10, 2.7 MB of gradients), lstm (window 32, 64 units, 17k weights)
+or cnn (four 3x3 convolutions and two dense layers on 32x32x3 synthetic images, 10
+classes, 1.9 MB of gradients: benchmarks/synthetic_bench.py).
 BATCH is per process. The timed window is one `fit` of STEPS steps after a warm-up `fit`
 (tracing, first collectives); with BENCH_SYNC_DIR / BENCH_SYNC_COUNT set, every process
 starts its window together, so the processes really compete for the cores.
 BENCH_THREADS=N sets N TensorFlow threads as a script would; unset leaves the defaults.
 BENCH_COMPRESSION=fp16 and BENCH_PASSES=k (bwkeras mode): fp16 gradients on the wire, and
-one exchange per k batches (gradient accumulation).
+one exchange per k batches (gradient accumulation); BENCH_BUCKET=BYTES or none: the
+exchange's bucket size (none: one grouped allreduce after backprop).
 Writes {"samples_per_s", "cores_busy", "threads", ...} to OUT_PREFIX<rank>.json.
 """
 import json
@@ -43,12 +46,21 @@ def plain_model(name):
             keras.layers.Dense(512, activation="relu"),
             keras.layers.Dense(10, activation="softmax"),
         ])
+    if name == "cnn":
+        conv = [keras.layers.Conv2D(f, 3, activation="relu") for f in (32, 32, 64, 64)]
+        return keras.Sequential([
+            keras.Input(shape=(32, 32, 3)), conv[0], conv[1], keras.layers.MaxPooling2D(),
+            conv[2], conv[3], keras.layers.MaxPooling2D(), keras.layers.Flatten(),
+            keras.layers.Dense(256, activation="relu"), keras.layers.Dense(10, activation="softmax"),
+        ])
     return keras.Sequential([keras.Input(shape=(WINDOW, 1)), keras.layers.LSTM(UNITS), keras.layers.Dense(1)])
 
 
 def bwkeras_model(name):
     from bwkeras.models import MLP, RecurrentForecaster
 
+    if name == "cnn":  # no CNN family in bwkeras: the Keras model, bwkeras' distribution
+        return plain_model(name)
     if name == "mlp":
         return MLP(hidden_units=(512, 512), activation="relu", output="softmax", n_outputs=10)
     return RecurrentForecaster(cell="lstm", units=UNITS)
@@ -58,11 +70,13 @@ def data(name, rows, seed):
     rng = np.random.default_rng(seed)
     if name == "mlp":
         return rng.random((rows, 784), dtype=np.float32), rng.integers(0, 10, size=rows)
+    if name == "cnn":
+        return rng.random((rows, 32, 32, 3), dtype=np.float32), rng.integers(0, 10, size=rows)
     return rng.random((rows, WINDOW, 1), dtype=np.float32), rng.random((rows, 1), dtype=np.float32)
 
 
 def loss(name):
-    return "sparse_categorical_crossentropy" if name == "mlp" else "mse"
+    return "mse" if name == "lstm" else "sparse_categorical_crossentropy"
 
 
 def wait_for_peers():
@@ -86,8 +100,11 @@ def main(mode, name, steps, batch, prefix):
 
         rank, size = dist.rank(), dist.size()
         model = bwkeras_model(name)
+        bucket = os.environ.get("BENCH_BUCKET")
+        buckets = {} if not bucket else {"bucket_bytes": None if bucket == "none" else int(bucket)}
         opt = dist.DistributedOptimizer(opt, compression=os.environ.get("BENCH_COMPRESSION") or None,
-                                        backward_passes_per_step=int(os.environ.get("BENCH_PASSES", "1")))
+                                        backward_passes_per_step=int(os.environ.get("BENCH_PASSES", "1")),
+                                        **buckets)
         callbacks = dist.callbacks()
     elif mode == "stock":
         # The peer: Horovod's examples/tensorflow2/tensorflow2_keras_mnist.py, as users write it.

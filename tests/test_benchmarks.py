@@ -1,4 +1,6 @@
 """The benchmarks' arithmetic and figures (the measurements themselves run with `make bench`)."""
+import json
+
 import numpy as np
 import pytest
 
@@ -90,6 +92,16 @@ def test_multinode_ring_model_step_matches_the_issues_figure():
     assert LSTM_GRADIENT_BYTES == 4 * (4 * 64 * 66 + 65)
 
 
+def test_the_bytes_that_cannot_hide_behind_backprop():
+    from benchmarks.multinode_bench import GRADIENT_BYTES, TENSOR_BYTES, exposed_bytes
+
+    assert {m: sum(v) for m, v in TENSOR_BYTES.items()} == GRADIENT_BYTES
+    assert exposed_bytes("mlp", "bwkeras-mpi-grouped") == MLP_GRADIENT_BYTES
+    assert exposed_bytes("mlp", "bwkeras-mpi") == 4 * (784 * 512 + 512)      # the last bucket
+    assert exposed_bytes("mlp", "stock-horovod-mpi") == 4 * 784 * 512        # the last tensor
+    assert exposed_bytes("lstm", "bwkeras-mpi") == GRADIENT_BYTES["lstm"]    # one bucket: all
+
+
 def test_multinode_summary_and_figure(tmp_path):
     from benchmarks.multinode_bench import markdown, summarise
     from benchmarks.plots import multinode_bars
@@ -99,7 +111,9 @@ def test_multinode_summary_and_figure(tmp_path):
     steps = {"independent-np2": [36.0, 35.0, 37.0], "bwkeras-mpi": [60.0, 58.0, 62.0]}
     rows = summarise(samples, steps, fits, "mlp")
     assert rows["bwkeras-mpi"]["of_ceiling"] == pytest.approx(0.6)
-    assert rows["bwkeras-mpi"]["predicted_step_ms"] == pytest.approx(36.0 + 0.1 + MLP_GRADIENT_BYTES / 125e3)
+    # buckets: only the last one (the input layer's 784x512 kernel and bias) is exposed
+    assert rows["bwkeras-mpi"]["predicted_step_ms"] == pytest.approx(36.0 + 0.1 + 4 * (784 * 512 + 512) / 125e3)
+    assert rows["bwkeras-mpi"]["predicted_no_overlap_ms"] == pytest.approx(36.0 + 0.1 + MLP_GRADIENT_BYTES / 125e3)
     assert rows["bwkeras-mpi"]["measured_over_predicted"] == pytest.approx(60.0 / rows["bwkeras-mpi"]["predicted_step_ms"])
     result = {"profiles": {"1gbit": {"models": {"mlp": rows}, "allreduce": fits}}}
     multinode_bars(result, tmp_path / "m.png")
@@ -154,3 +168,70 @@ def test_benchmark_options_are_refused_where_a_benchmark_takes_none(capsys):
         main(["watchdog", "--seed", "1"])
     assert exit_.value.code == 2
     assert "benchmark watchdog takes no --seed" in capsys.readouterr().err
+
+
+def _trace(steps):
+    """A Horovod-style timeline: two gradient tensors (pid 1, 2) and a metric (pid 3);
+    `steps` lists, per step, each gradient's (negotiate begin, negotiate end, reduce
+    begin, reduce end) in microseconds."""
+    events = [{"name": "process_name", "ph": "M", "pid": 1, "args": {"name": "Grouped_gradient_tape_a_1of1"}},
+              {"name": "process_name", "ph": "M", "pid": 2, "args": {"name": "Grouped_gradient_tape_b_1of1"}},
+              {"name": "process_name", "ph": "M", "pid": 3, "args": {"name": "HorovodAllreduce"}}]
+    for step in steps:
+        for pid, (nb, ne, rb, re_) in zip((1, 2), step):
+            events += [{"ph": "B", "name": "NEGOTIATE_ALLREDUCE", "ts": nb, "pid": pid},
+                       {"ph": "E", "ts": ne, "pid": pid},
+                       {"ph": "B", "name": "ALLREDUCE", "ts": rb, "pid": pid},
+                       {"ph": "B", "name": "GLOO_ALLREDUCE", "ts": rb + 1, "pid": pid},
+                       {"ph": "E", "ts": re_ - 1, "pid": pid},
+                       {"ph": "E", "ts": re_, "pid": pid}]
+        events += [{"ph": "B", "name": "ALLREDUCE", "ts": 0, "pid": 3}, {"ph": "E", "ts": 10**6, "pid": 3}]
+    return events
+
+
+def test_timeline_overlap_is_the_share_of_the_exchange_before_the_last_gradient(tmp_path):
+    from benchmarks import timeline
+
+    # Step A: tensor 1 is reduced over [10, 50] while tensor 2's gradient only exists at 40
+    # (its negotiation ends then), and tensor 2 over [40, 60]: the exchange is the union
+    # [10, 60] = 50 us, of which [10, 40] = 30 us ran before backprop ended: 0.6.
+    a = [(0, 10, 10, 50), (5, 40, 40, 60)]
+    # Step B: one grouped exchange after backprop, both over [40, 60]: 0.
+    b = [(0, 40, 40, 60), (5, 40, 40, 60)]
+    path = tmp_path / "t.json"
+    text = json.dumps(_trace([b, a, b, a]))
+    path.write_text(text[:-1] + ",")            # Horovod leaves the bracket open until it ends
+    result = timeline.overlap(timeline.load(path), skip=1)
+    assert result["steps"] == 3 and result["tensors"] == 2      # the metric is not a gradient
+    assert (result["overlap_min"], result["overlap_max"]) == pytest.approx((0.0, 0.6))
+    assert result["overlap"] == pytest.approx(0.6)              # median of 0.6, 0, 0.6
+    assert result["exchange_ms"] == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="no step of gradient exchanges after the first 4"):
+        timeline.overlap(timeline.load(path), skip=4)
+
+
+def test_overlap_summary_goals_and_figure(tmp_path):
+    from benchmarks import overlap_bench
+
+    rows = overlap_bench.summarise({"plain-np1": [10.0], "independent-np2": [16.0, 15.0, 17.0],
+                                    "bwkeras-np2": [15.5, 15.0, 16.0], "bwkeras-np2-gloo": [13.0, 12.0, 14.0],
+                                    "stock-horovod-np2-gloo": [14.0, 13.0, 15.0]})
+    assert rows["bwkeras-np2"]["vs_ceiling"] == pytest.approx(15.5 / 16.0)
+    assert rows["bwkeras-np2-gloo"]["vs_ceiling_min"] == pytest.approx(12.0 / 16.0)
+    goals = overlap_bench.goals(rows)
+    assert goals["bwkeras-np2 >= 0.95 of ceiling"]["met"]
+    assert not goals["bwkeras-np2-gloo >= 0.9 of ceiling"]["met"]
+    assert goals["bwkeras-np2-gloo >= stock-horovod-np2-gloo"]["value"] == pytest.approx(13.0 / 14.0)
+    rows["bwkeras-np2"]["overlap"] = {"overlap": 0.4}
+    bench_plots.overlap_bars({"models": {"mlp": {"configs": rows}}}, tmp_path / "o.png")
+    check_png(tmp_path / "o.png")
+
+
+def test_synthetic_images_per_process_and_against_the_ceiling():
+    from benchmarks import synthetic_bench
+
+    rows = synthetic_bench.summarise({"plain-np1": [100.0], "independent-np2": [150.0, 140.0, 160.0],
+                                      "bwkeras-np2": [120.0, 130.0, 110.0]})
+    assert rows["bwkeras-np2"]["img_per_s_per_process"] == pytest.approx(60.0)
+    assert rows["bwkeras-np2"]["vs_ceiling"] == pytest.approx(120.0 / 150.0)
+    assert rows["bwkeras-np2"]["speedup"] == pytest.approx(1.2)

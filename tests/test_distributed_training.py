@@ -17,9 +17,10 @@ def flat(weights):
     return np.concatenate([np.ravel(np.asarray(w, dtype=np.float64)) for w in weights])
 
 
-def run(tmp_path, launcher, np_, *args, timeout=150):
+def run(tmp_path, launcher, np_, *args, timeout=150, env=None):
     tmp_path.mkdir(parents=True, exist_ok=True)
-    proc = check(run_file(tmp_path, SCRIPT, np=np_, launcher=launcher, args=args, timeout=timeout))
+    proc = check(run_file(tmp_path, SCRIPT, np=np_, launcher=launcher, args=args, timeout=timeout,
+                          env=env))
     return read_outputs(proc, np_)
 
 
@@ -58,6 +59,20 @@ def test_two_ranks_train_like_one_process(tmp_path, reference, launcher):
     local = np.array([o["local_loss"] for o in ranks])
     np.testing.assert_allclose(ranks[0]["logged_loss"], local.mean(axis=0), rtol=1e-6)
     assert not np.allclose(local[0], local[1])  # the ranks' losses really differ
+
+
+def test_buckets_give_the_weights_of_one_grouped_allreduce(tmp_path, reference):
+    # 1-byte buckets: every gradient its own allreduce (4 here, in backprop's order),
+    # against one grouped allreduce of all four. Each element is averaged over the same
+    # two ranks either way, so the weights must agree bit for bit, with two passes per
+    # update too (the accumulated gradients go through the same buckets).
+    for passes in (1, 2):
+        apart, grouped = (run(tmp_path / f"{b}-{passes}", "horovodrun", 2, 65, 8, 3, "none", passes,
+                              env={"BUCKET_BYTES": b}) for b in ("1", "none"))
+        for a, g in zip(apart, grouped):
+            np.testing.assert_array_equal(flat(a["weights"]), flat(g["weights"]))
+        if passes == 1:  # and both train like one process, as in the test above
+            check_equivalent(apart, reference, atol=1e-5)
 
 
 def test_fp16_compression_trains_like_one_process(tmp_path, reference):

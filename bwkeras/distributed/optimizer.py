@@ -12,9 +12,35 @@ from .._keras import KERAS3
 from . import runtime
 
 COMPRESSIONS = (None, "none", "fp16")
+# Gradients travel in buckets of about this many bytes (see `buckets`); None: one grouped
+# allreduce of all of them after backprop. 1 MiB: the bucket size benchmarks/overlap
+# measured best for the MLP at 2 ranks (docs/performance.md); PyTorch DDP's first bucket
+# is 1 MB too.
+DEFAULT_BUCKET_BYTES = 1 << 20
 
 
-def _check_args(optimizer, compression, backward_passes_per_step):
+def buckets(sizes, bucket_bytes):
+    """Group tensors of `sizes` bytes (in the order the model lists its variables) for the
+    exchange: walking from the LAST to the first, the order in which backprop produces
+    their gradients, a bucket closes as soon as it holds `bucket_bytes` or more. Returns
+    lists of indices, first bucket first; `bucket_bytes` None gives one bucket of all.
+
+    Each bucket is its own allreduce, depending only on its own gradients, so the
+    exchange of the last layers' gradients runs while backprop of the first goes on."""
+    order = list(reversed(range(len(sizes))))
+    if bucket_bytes is None:
+        return [order] if order else []
+    out, current, filled = [], [], 0
+    for i in order:
+        current.append(i)
+        filled += sizes[i]
+        if filled >= bucket_bytes:
+            out.append(current)
+            current, filled = [], 0
+    return out + ([current] if current else [])
+
+
+def _check_args(optimizer, compression, backward_passes_per_step, bucket_bytes=None):
     base = keras.optimizers.Optimizer
     legacy = getattr(keras.optimizers, "legacy", None)
     allowed = (base,) + ((legacy.Optimizer,) if legacy is not None else ())
@@ -30,29 +56,39 @@ def _check_args(optimizer, compression, backward_passes_per_step):
         raise ValueError(
             f"backward_passes_per_step must be an integer >= 1, got {backward_passes_per_step!r}"
         )
+    if bucket_bytes is not None and (isinstance(bucket_bytes, bool) or not isinstance(bucket_bytes, int)
+                                     or bucket_bytes < 1):
+        raise ValueError(f"bucket_bytes must be an integer >= 1 (bytes) or None (one grouped "
+                         f"allreduce), got {bucket_bytes!r}")
 
 
-def DistributedOptimizer(optimizer, compression=None, backward_passes_per_step=1):
+def DistributedOptimizer(optimizer, compression=None, backward_passes_per_step=1,
+                         bucket_bytes=DEFAULT_BUCKET_BYTES):
     """Wrap a Keras optimizer so each update uses gradients averaged over all ranks.
 
     compression: None / "none", or "fp16" (gradients travel as float16, halving traffic).
     backward_passes_per_step: accumulate this many local gradients (their mean) before
     one allreduce and one update; `optimizer.iterations` counts updates.
+    bucket_bytes: the gradients are exchanged in buckets of about this many bytes, in the
+    order backprop produces them, each its own allreduce, so that the exchange overlaps
+    backprop (`buckets`); None: one grouped allreduce once every gradient exists. On the
+    keras2 stack Horovod's wrapper exchanges each gradient as its own op (the finest
+    buckets) and None groups them into one.
     In a single process the optimizer is returned as it is (k == 1) or with local
     accumulation only (k > 1), so the same script runs with and without a launcher.
     """
-    _check_args(optimizer, compression, backward_passes_per_step)
+    _check_args(optimizer, compression, backward_passes_per_step, bucket_bytes)
     hvd = runtime.horovod()
     if not KERAS3:
         if hvd is None and backward_passes_per_step == 1:
             return optimizer
-        return _horovod_keras2(optimizer, compression, backward_passes_per_step)
+        return _horovod_keras2(optimizer, compression, backward_passes_per_step, bucket_bytes)
     if hvd is None and backward_passes_per_step == 1:
         return optimizer
-    return _wrap_keras3(optimizer, compression, backward_passes_per_step)
+    return _wrap_keras3(optimizer, compression, backward_passes_per_step, _hvd_bucket_bytes=bucket_bytes)
 
 
-def _horovod_keras2(optimizer, compression, backward_passes_per_step):
+def _horovod_keras2(optimizer, compression, backward_passes_per_step, bucket_bytes):
     runtime.horovod(required=True)
     import horovod.tensorflow.keras as hvd_keras  # Keras 2 only: Horovod's own wrapper
 
@@ -62,6 +98,7 @@ def _horovod_keras2(optimizer, compression, backward_passes_per_step):
         compression=comp,
         backward_passes_per_step=backward_passes_per_step,
         average_aggregated_gradients=True,
+        groups=1 if bucket_bytes is None else None,
     )
     # Horovod names the dynamic class after the optimizer but leaves it in module
     # horovod._keras; point it at the optimizer's own module so a saved model loads as the
@@ -75,6 +112,7 @@ class _DistributedMixin:
 
     _hvd_compression = None
     _hvd_passes = 1
+    _hvd_bucket_bytes = None   # one grouped allreduce (the drop-in's default path)
     # Accumulate the mean of the local gradients over the k passes (bwkeras), or their sum
     # (Horovod's default, average_aggregated_gradients=False).
     _hvd_average_passes = True
@@ -92,16 +130,24 @@ class _DistributedMixin:
                 self._hvd_micro_step = tf.Variable(0, dtype=tf.int64, trainable=False)
 
     def _hvd_average(self, grads, variables):
-        """The gradients averaged over all ranks (one grouped allreduce); `variables` are
-        the ones they belong to, for reductions that treat some variables apart."""
+        """The gradients averaged over all ranks, one grouped allreduce per bucket
+        (`buckets`); `variables` are the ones they belong to, for reductions that treat
+        some variables apart."""
         hvd = runtime.horovod()
         dense = [tf.convert_to_tensor(g) if g is not None else None for g in grads]
-        present = [g for g in dense if g is not None]
+        present = [i for i, g in enumerate(dense) if g is not None]
         if hvd is None or not present:
             return dense
         comp = hvd.Compression.fp16 if self._hvd_compression == "fp16" else hvd.Compression.none
-        reduced = iter(hvd.grouped_allreduce(present, op=hvd.Average, compression=comp))
-        return [next(reduced) if g is not None else None for g in dense]
+        sizes = [(dense[i].shape.num_elements() or 0) * dense[i].dtype.size for i in present]
+        out = list(dense)
+        for bucket in buckets(sizes, self._hvd_bucket_bytes):
+            members = [present[j] for j in bucket]
+            reduced = hvd.grouped_allreduce([dense[i] for i in members], op=hvd.Average,
+                                            compression=comp)
+            for i, r in zip(members, reduced):
+                out[i] = r
+        return out
 
     def apply(self, grads, trainable_variables=None):
         if trainable_variables is not None and not self.built:

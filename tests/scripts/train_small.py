@@ -39,8 +39,11 @@ model = keras.Sequential([
     keras.layers.Dense(1),
 ])
 initial = [w.copy() for w in model.get_weights()]
+# BUCKET_BYTES: the exchange's bucket size ("none": one grouped allreduce); default bwkeras'
+bucket = os.environ.get("BUCKET_BYTES")
+buckets = {} if bucket is None else {"bucket_bytes": None if bucket == "none" else int(bucket)}
 opt = dist.DistributedOptimizer(keras.optimizers.SGD(learning_rate=0.05),
-                                compression=compression, backward_passes_per_step=passes)
+                                compression=compression, backward_passes_per_step=passes, **buckets)
 model.compile(optimizer=opt, loss="mse")
 
 
