@@ -1,4 +1,5 @@
-"""Run the benchmarks: python -m benchmarks [NAME ...] [--quick] [--seed N] [--count N]."""
+"""Run the benchmarks: python -m benchmarks [NAME ...] [--quick] [--seed N] [--count N]
+[--models mlp,lstm] [--profiles none,1gbit]."""
 import argparse
 import importlib
 import inspect
@@ -23,6 +24,13 @@ def available():
                   if m.name.endswith("_bench"))
 
 
+def _names(text):
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of names, got {text!r}")
+    return names
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {available()} "
@@ -30,6 +38,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--seed", type=int, help="random seed (benchmarks that draw at random: soak)")
     parser.add_argument("--count", type=int, help="how many trials (soak)")
+    parser.add_argument("--models", type=_names, help="comma-separated models to measure (overlap, multinode)")
+    parser.add_argument("--profiles", type=_names, help="comma-separated link profiles (multinode): none, 10gbit, 1gbit")
     args = parser.parse_args(argv)
     if args.count is not None and args.count < 1:
         parser.error(f"--count must be >= 1, got {args.count}")
@@ -40,7 +50,8 @@ def main(argv=None):
     (HERE / "results").mkdir(exist_ok=True)
     for name in names:
         module = importlib.import_module(f"benchmarks.{name}_bench")
-        options = {k: v for k, v in (("seed", args.seed), ("count", args.count)) if v is not None}
+        options = {k: v for k, v in (("seed", args.seed), ("count", args.count), ("models", args.models),
+                                     ("profiles", args.profiles)) if v is not None}
         unknown = sorted(set(options) - set(inspect.signature(module.run).parameters))
         if unknown:
             parser.error(f"benchmark {name} takes no --{', --'.join(unknown)}")

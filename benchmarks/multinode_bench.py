@@ -19,7 +19,7 @@ against a peer measured in the same run, rounds interleaved):
   bucket (tensor), the gradients backprop produces last, assuming the earlier ones finish
   while it is computed. Halved with fp16, spread over two steps with accumulation.
 
-    sudo python -m benchmarks multinode [--quick]
+    sudo python -m benchmarks multinode [--quick] [--models mlp,lstm] [--profiles none,10gbit,1gbit]
 
 Needs root (it starts tests/cluster.py's box and removes it afterwards).
 """
@@ -212,15 +212,23 @@ def markdown(result):
     return markdown_table(links, floatfmt=".3g") + "\n\n" + markdown_table(jobs, floatfmt=".3g")
 
 
-def run(quick=False):
+def _chosen(kind, asked, allowed):
+    unknown = [n for n in asked if n not in allowed]
+    if unknown:
+        raise SystemExit(f"benchmarks: unknown {kind} {unknown}; expected some of {list(allowed)}")
+    return list(asked)
+
+
+def run(quick=False, models=None, profiles=None):
     sys.path.insert(0, str(REPO))
     from tests.cluster import Cluster
 
     if os.geteuid() != 0:
         raise SystemExit("benchmarks multinode: needs root (it starts the cluster in a box)")
     steps, repeats = (10, 1) if quick else (30, 3)
-    models = ["mlp"] if quick else list(MODELS)
-    profiles = ("none", "1gbit") if quick else PROFILES
+    models = _chosen("models", models, MODELS) if models else ["mlp"] if quick else list(MODELS)
+    profiles = (_chosen("profiles", profiles, PROFILES) if profiles
+                else ("none", "1gbit") if quick else PROFILES)
     message_sizes = sizes(quick)
     result = {"steps": steps, "repeats": repeats, "ranks": 2, "nodes": 2,
               "gradient_bytes": GRADIENT_BYTES, "profiles": {}}

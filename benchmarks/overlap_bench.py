@@ -17,7 +17,7 @@ Overlap: one more run of every np=2 job with a Horovod timeline, read by
 benchmarks.timeline (the fraction of the exchange that ran before the last gradient
 existed on every rank; median over steps).
 
-    python -m benchmarks overlap [--quick]
+    python -m benchmarks overlap [--quick] [--models mlp,lstm]
 """
 import os
 import sys
@@ -89,11 +89,14 @@ def goals(rows):
     return out
 
 
-def run(quick=False):
+def run(quick=False, models=None):
     from bwkeras.distributed.optimizer import DEFAULT_BUCKET_BYTES
 
-    steps, repeats = (10, 1) if quick else (40, 5)
-    models = ["mlp"] if quick else list(sb.MODELS)
+    steps, repeats = (10, 1) if quick else (40, 3)
+    if models and set(models) - set(sb.MODELS):
+        raise SystemExit(f"benchmarks overlap: unknown models {sorted(set(models) - set(sb.MODELS))}; "
+                         f"expected some of {list(sb.MODELS)}")
+    models = models or (["mlp"] if quick else list(sb.MODELS))
     result = {"steps": steps, "repeats": repeats, "ceiling": "independent-np2",
               "bucket_bytes_default": DEFAULT_BUCKET_BYTES, "models": {}}
     for model in models:

@@ -168,6 +168,23 @@ def test_benchmark_options_are_refused_where_a_benchmark_takes_none(capsys):
         main(["watchdog", "--seed", "1"])
     assert exit_.value.code == 2
     assert "benchmark watchdog takes no --seed" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["watchdog", "--models", "mlp"])
+    assert exit_.value.code == 2
+    assert "benchmark watchdog takes no --models" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["overlap", "--models", ","])
+    assert exit_.value.code == 2
+    assert "expected a comma-separated list of names, got ','" in capsys.readouterr().err
+
+
+def test_a_model_or_profile_the_benchmark_does_not_have_is_named():
+    from benchmarks import multinode_bench, overlap_bench
+
+    with pytest.raises(SystemExit, match=r"unknown models \['cnn'\]; expected some of \['mlp', 'lstm'\]"):
+        overlap_bench.run(models=["cnn"])
+    with pytest.raises(SystemExit, match=r"unknown profiles \['2gbit'\]"):
+        multinode_bench._chosen("profiles", ["2gbit"], multinode_bench.PROFILES)
 
 
 def _trace(steps):
