@@ -89,6 +89,29 @@ def goals(rows):
     return out
 
 
+def markdown(result):
+    """The docs' tables: per model and configuration, throughput against the ceiling and
+    the share of the exchange that ran during backprop; then the goals."""
+    from bwkeras.report import markdown_table
+
+    jobs, judged = [], []
+    for model, doc in result["models"].items():
+        for name, row in doc["configs"].items():
+            share = row.get("overlap")
+            jobs.append({"model": model, "configuration": name,
+                         "samples/s (median)": round(row["samples_per_s_median"]),
+                         "min-max": f"{row['min']:,.0f}-{row['max']:,.0f}",
+                         "of ceiling": row["vs_ceiling"],
+                         "overlap": f"{share['overlap']:.2f} ({share['overlap_min']:.2f}-{share['overlap_max']:.2f})"
+                         if share else "",
+                         "exchange ms": share["exchange_ms"] if share else ""})
+        for goal, verdict in doc["goals"].items():
+            judged.append({"model": model, "goal": goal, "value": verdict["value"],
+                           "met": "yes" if verdict["met"] else "no"})
+    table = markdown_table(jobs, floatfmt=".3g")
+    return table + "\n\n" + markdown_table(judged, floatfmt=".3g") if judged else table
+
+
 def run(quick=False, models=None):
     from bwkeras.distributed.optimizer import DEFAULT_BUCKET_BYTES
 
@@ -115,6 +138,7 @@ def run(quick=False, models=None):
                 print(f"  {model} {name}: overlap {rows[name]['overlap']['overlap']:.2f}", flush=True)
         result["models"][model] = {"configs": rows, "goals": goals(rows)}
     result["skipped"] = [] if sb.keras2_python() else ["stock-horovod*, bwkeras-keras2* (no .venv-keras2)"]
+    print(markdown(result), flush=True)
     try:
         from benchmarks.plots import overlap_bars
 

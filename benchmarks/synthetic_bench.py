@@ -33,6 +33,18 @@ def summarise(samples):
     return rows
 
 
+def markdown(result):
+    """The docs' table: img/s in total and per process, speedup over plain Keras alone and
+    the share of the same-run ceiling, per configuration."""
+    from bwkeras.report import markdown_table
+
+    return markdown_table([{"configuration": name, "img/s (median)": row["samples_per_s_median"],
+                            "min-max": f"{row['min']:,.0f}-{row['max']:,.0f}",
+                            "img/s per process": row["img_per_s_per_process"],
+                            "speedup": row["speedup"], "of ceiling": row["vs_ceiling"]}
+                           for name, row in result["configs"].items()], floatfmt=".3g")
+
+
 def run(quick=False):
     steps, repeats = (5, 1) if quick else (20, 3)
     found = {n: f for n, f in sb.configs("cnn").items() if n in CONFIGS}
@@ -46,6 +58,7 @@ def run(quick=False):
     result = {"model": "cnn", "batch_per_process": BATCH, "steps": steps, "repeats": repeats,
               "baseline": "plain-np1", "ceiling": "independent-np2", "configs": rows,
               "skipped": [] if sb.keras2_python() else ["stock-horovod-* (no .venv-keras2)"]}
+    print(markdown(result), flush=True)
     try:
         from benchmarks.plots import scaling_bars
 

@@ -239,9 +239,12 @@ def test_overlap_summary_goals_and_figure(tmp_path):
     assert goals["bwkeras-np2 >= 0.95 of ceiling"]["met"]
     assert not goals["bwkeras-np2-gloo >= 0.9 of ceiling"]["met"]
     assert goals["bwkeras-np2-gloo >= stock-horovod-np2-gloo"]["value"] == pytest.approx(13.0 / 14.0)
-    rows["bwkeras-np2"]["overlap"] = {"overlap": 0.4}
+    rows["bwkeras-np2"]["overlap"] = {"overlap": 0.4, "overlap_min": 0.3, "overlap_max": 0.5, "exchange_ms": 2.5}
     bench_plots.overlap_bars({"models": {"mlp": {"configs": rows}}}, tmp_path / "o.png")
     check_png(tmp_path / "o.png")
+    table = overlap_bench.markdown({"models": {"mlp": {"configs": rows, "goals": goals}}})
+    assert "| mlp | bwkeras-np2 | 16 | 15-16 | 0.969 | 0.40 (0.30-0.50) | 2.5 |" in table
+    assert "| mlp | bwkeras-np2-gloo >= 0.9 of ceiling | 0.812 | no |" in table
 
 
 def test_synthetic_images_per_process_and_against_the_ceiling():
@@ -252,3 +255,5 @@ def test_synthetic_images_per_process_and_against_the_ceiling():
     assert rows["bwkeras-np2"]["img_per_s_per_process"] == pytest.approx(60.0)
     assert rows["bwkeras-np2"]["vs_ceiling"] == pytest.approx(120.0 / 150.0)
     assert rows["bwkeras-np2"]["speedup"] == pytest.approx(1.2)
+    table = synthetic_bench.markdown({"configs": rows})
+    assert "| bwkeras-np2 | 120 | 110-130 | 60 | 1.2 | 0.8 |" in table
