@@ -125,13 +125,7 @@ def run(quick=False, models=None):
     for model in models:
         found = configs(model)
         batch = sb.MODELS[model]
-        samples = {name: [] for name in found}
-        for i in range(repeats):
-            for name in (list(found) if i % 2 == 0 else list(reversed(found))):
-                total, _ = sb.run_once(found[name](), steps, batch)
-                samples[name].append(total)
-                print(f"  {model} {name}: {total:,.0f} samples/s", flush=True)
-        rows = summarise(samples)
+        rows = summarise(sb.interleaved(found, repeats, steps, batch, model))
         for name in found:
             if "-np" in found[name]()[0][0]:  # the launched jobs (horovodrun -np 2)
                 rows[name]["overlap"] = measure_overlap(found[name](), max(steps, 20), batch)

@@ -143,6 +143,19 @@ def summarise(samples, base_name="plain-np1"):
     return rows
 
 
+def interleaved(found, repeats, steps, batch, label, unit="samples/s"):
+    """{name: [throughput per round]} of the jobs `found` (name -> jobs), `repeats` rounds
+    in alternating order (forward, then reversed), so a slow spell of the shared machine
+    does not fall on one configuration only."""
+    samples = {name: [] for name in found}
+    for i in range(repeats):
+        for name in (list(found) if i % 2 == 0 else list(reversed(found))):
+            total, _ = run_once(found[name](), steps, batch)
+            samples[name].append(total)
+            print(f"  {label} {name}: {total:,.0f} {unit}", flush=True)
+    return samples
+
+
 def run(quick=False):
     steps, repeats = (10, 1) if quick else (40, 5)
     models = ["mlp"] if quick else list(MODELS)
@@ -150,14 +163,7 @@ def run(quick=False):
               "batch_per_process": {m: MODELS[m] for m in models}, "models": {}}
     for model in models:
         found = configs(model)
-        samples = {name: [] for name in found}
-        for i in range(repeats):
-            order = list(found) if i % 2 == 0 else list(reversed(found))
-            for name in order:
-                total, _ = run_once(found[name](), steps, MODELS[model])
-                samples[name].append(total)
-                print(f"  {model} {name}: {total:,.0f} samples/s", flush=True)
-        result["models"][model] = summarise(samples)
+        result["models"][model] = summarise(interleaved(found, repeats, steps, MODELS[model], model))
     result["skipped"] = [] if keras2_python() else ["stock-horovod-*", "mwms-np2 (no .venv-keras2)"]
     try:
         from benchmarks.plots import scaling_bars

@@ -48,13 +48,7 @@ def markdown(result):
 def run(quick=False):
     steps, repeats = (5, 1) if quick else (20, 3)
     found = {n: f for n, f in sb.configs("cnn").items() if n in CONFIGS}
-    samples = {name: [] for name in found}
-    for i in range(repeats):
-        for name in (list(found) if i % 2 == 0 else list(reversed(found))):
-            total, _ = sb.run_once(found[name](), steps, BATCH)
-            samples[name].append(total)
-            print(f"  cnn {name}: {total:,.1f} img/s", flush=True)
-    rows = summarise(samples)
+    rows = summarise(sb.interleaved(found, repeats, steps, BATCH, "cnn", unit="img/s"))
     result = {"model": "cnn", "batch_per_process": BATCH, "steps": steps, "repeats": repeats,
               "baseline": "plain-np1", "ceiling": "independent-np2", "configs": rows,
               "skipped": [] if sb.keras2_python() else ["stock-horovod-* (no .venv-keras2)"]}

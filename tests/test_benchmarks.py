@@ -257,3 +257,13 @@ def test_synthetic_images_per_process_and_against_the_ceiling():
     assert rows["bwkeras-np2"]["speedup"] == pytest.approx(1.2)
     table = synthetic_bench.markdown({"configs": rows})
     assert "| bwkeras-np2 | 120 | 110-130 | 60 | 1.2 | 0.8 |" in table
+
+
+def test_rounds_alternate_their_order_so_a_slow_spell_is_shared(monkeypatch):
+    from benchmarks import scaling_bench as sb
+
+    ran = []
+    monkeypatch.setattr(sb, "run_once", lambda jobs, steps, batch: (ran.append(jobs) or float(len(ran)), None))
+    samples = sb.interleaved({"a": lambda: "A", "b": lambda: "B", "c": lambda: "C"}, 3, 5, 8, "mlp")
+    assert ran == ["A", "B", "C", "C", "B", "A", "A", "B", "C"]
+    assert samples == {"a": [1.0, 6.0, 7.0], "b": [2.0, 5.0, 8.0], "c": [3.0, 4.0, 9.0]}
