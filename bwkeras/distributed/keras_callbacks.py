@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from .._keras import build_optimizer
-from . import runtime
+from . import model_parallel, runtime
 
 
 def _optimizer_variables(optimizer):
@@ -59,6 +59,9 @@ def _has_weights(model):
 class BroadcastInitialState(keras.callbacks.Callback):
     """Copy rank 0's model weights and optimizer state to every rank before the first update.
 
+    Under model parallelism each rank's shards come from the rank holding the same
+    shards in the first model group, and replicated weights from rank 0.
+
     Horovod's own callback broadcasts at the end of the first batch, after one update from
     unequal weights; here it happens in `on_train_begin`, so ranks that initialised with
     different seeds train exactly like a single process. The broadcast copies the state of
@@ -103,6 +106,9 @@ class BroadcastInitialState(keras.callbacks.Callback):
         self._pending = False
         build_optimizer(self.model)
         variables = self._model_variables()
+        if model_parallel.layout().k > 1:
+            self._broadcast_model_parallel(variables)
+            return
         runtime.broadcast_variables(variables, self.root_rank, prefix="bcast.model")
         runtime.broadcast_variables(
             _optimizer_variables(self.model.optimizer), self.root_rank, prefix="bcast.opt"
@@ -110,6 +116,21 @@ class BroadcastInitialState(keras.callbacks.Callback):
         sent = {id(v) for v in variables}
         decorrelate_seed_generators(
             self.model, states=[v for v in seed_states(self.model) if id(v) in sent])
+
+
+    def _broadcast_model_parallel(self, variables):
+        """A sharded model: each shard from the first replica, the replicated weights from
+        rank 0; each model group draws one dropout stream (its ranks see the same batch)."""
+        layout = model_parallel.layout()
+        model_parallel.broadcast_variables(
+            variables, model_parallel.sharded_variable_ids(self.model), prefix="bcast.model")
+        # Optimizer slots follow their weights' shards; sent over the data group only.
+        optimizer_variables = _optimizer_variables(self.model.optimizer)
+        model_parallel.broadcast_variables(
+            optimizer_variables, {id(v) for v in optimizer_variables}, prefix="bcast.opt")
+        sent = {id(v) for v in variables}
+        decorrelate_seed_generators(self.model, rank=layout.data_index,
+                                    states=[v for v in seed_states(self.model) if id(v) in sent])
 
 
 class MetricAverage(keras.callbacks.Callback):
