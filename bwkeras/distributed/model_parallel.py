@@ -353,3 +353,12 @@ def broadcast_variables(variables, sharded, prefix="bcast"):
             value = hvd.broadcast(value, current.data_ranks[0], name=f"{prefix}.data.{i}",
                                   process_set=current.data_set)
         var.assign(value)
+
+
+def broadcast_model(model):
+    """Make the copies of a (sharded) model one model, in place: replicated weights from
+    rank 0, each shard from the first replica's rank holding it (`broadcast_variables`).
+    A collective: call on every rank. ``fit`` with ``dist.callbacks()`` does it itself at
+    the start of training; call it before predicting or saving a model no fit has synced.
+    """
+    broadcast_variables(list(model.variables), sharded_variable_ids(model), prefix="bcast.sync")
