@@ -87,3 +87,26 @@ def test_two_by_two_equals_one_process_with_the_doubled_batch(tmp_path, mlp_refe
     # ... and the replicas agree exactly: same shards, same gradients, same updates.
     for a, b in ((0, 2), (1, 3)):
         np.testing.assert_array_equal(flat(ranks[a]["weights"]), flat(ranks[b]["weights"]))
+
+
+def test_peak_memory_of_a_wide_layer_falls_with_k(tmp_path):
+    script = Path(__file__).parent / "scripts" / "model_parallel_memory.py"
+    for k in (1, 2):
+        (tmp_path / f"k{k}").mkdir()
+    one, two = (read_outputs(check(run_file(tmp_path / f"k{k}", script, np=k,
+                                            launcher="none" if k == 1 else "horovodrun",
+                                            args=(k,), timeout=300)), k)
+                for k in (1, 2))
+    (one,) = one
+    # the 8192-unit layer's 32 MiB kernel: half of it per rank
+    # replicated: the head's 8 biases (32 bytes), counted once per rank
+    for o in two:
+        assert o["param_bytes"] == (one["param_bytes"] - 32) // 2 + 32
+    # One process peaks at ~4x the weights (weights, gradients, the initializer's draw,
+    # the update); a rank of k = 2 holds half of each: ideally 0.5 of the peak. A budget
+    # of 0.65 x the one-process peak, which that process exceeds, holds either rank of
+    # k = 2 with room for the allocator's few MiB of noise.
+    budget = 0.65 * one["peak_bytes"]
+    assert one["peak_bytes"] > 3 * one["param_bytes"] / 2, one  # the measure sees the layer
+    for o in two:
+        assert o["peak_bytes"] < budget, (o, one)
