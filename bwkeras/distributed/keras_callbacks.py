@@ -195,8 +195,9 @@ class LearningRateWarmup(keras.callbacks.Callback):
     from lr / factor to the optimizer's (already scaled) lr over `warmup_epochs` epochs.
 
     factor: how many times the scaled lr exceeds the one to start from; default the number
-    of ranks (lr scaled by the linear rule starts from the single-process rate). A study
-    that scales lr by its own ratio (e.g. global batch / base batch) passes that ratio.
+    of replicas (the ranks; the model groups under model parallelism), so lr scaled by the
+    linear rule starts from the single-process rate. A study that scales lr by its own
+    ratio (e.g. global batch / base batch) passes that ratio.
 
     target_lr: the rate to end at. By default the optimizer's rate when training first
     begins, kept from then on: a second `fit` (this callback or a new one) that starts
@@ -258,7 +259,7 @@ class LearningRateWarmup(keras.callbacks.Callback):
         progress = (self._epoch + (self.batch_offset + batch) / self.steps) / self.warmup_epochs
         if progress > 1.0:
             return
-        n = runtime.size() if self.factor is None else self.factor
+        n = model_parallel.layout().d if self.factor is None else self.factor
         factor = (1.0 + progress * (n - 1)) / n
         self._set(self.target_lr * factor)
 
