@@ -39,3 +39,6 @@ with open(os.path.join(os.environ["OUT_DIR"], f"rank{dist.rank()}.json"), "w") a
                "samples_per_s": steps * batch * layout.d / seconds,
                "peak_bytes": peak,
                "params": int(sum(np.prod(w.shape) for w in model.weights))}, f)
+# No rank leaves while another still runs a collective: an exiting rank shuts Horovod
+# down for the whole job (the model groups of a 2-D job finish at different moments).
+dist.barrier()

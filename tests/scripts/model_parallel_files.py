@@ -47,3 +47,6 @@ for name, (make, x) in made.items():
 
 with open(os.path.join(os.environ["OUT_DIR"], f"rank{rank}.json"), "w") as f:
     json.dump(out, f)
+# No rank leaves while another still runs a collective: an exiting rank shuts Horovod
+# down for the whole job (the model groups of a 2-D job finish at different moments).
+dist.barrier()

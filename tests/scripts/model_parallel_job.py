@@ -95,3 +95,6 @@ with open(os.path.join(os.environ["OUT_DIR"], f"rank{rank}.json"), "w") as f:
         "full_params": int(sum(np.prod(w.shape) for w in initial)),
         "iterations": int(np.asarray(model.optimizer.iterations)),
     }, f)
+# No rank leaves while another still runs a collective: an exiting rank shuts Horovod
+# down for the whole job (the model groups of a 2-D job finish at different moments).
+dist.barrier()
