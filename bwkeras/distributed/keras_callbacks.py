@@ -159,6 +159,11 @@ class ReplicaDigest(keras.callbacks.Callback):
     `digests` and `hosts` list them in rank order and `agree` says whether all ranks hold
     identical weights, the invariant of data-parallel training; `on_result(dict)` runs on
     the chief.
+
+    Under model parallelism (k > 1) the ranks of a model group hold different shards by
+    design: `agree` says whether every replica holds the same weights, i.e. whether the
+    ranks of each data group (the same shard in every model group) agree, and the result
+    adds ``model_parallel`` (k) and each rank's ``shards`` index.
     """
 
     def __init__(self, on_result=None):
@@ -179,10 +184,16 @@ class ReplicaDigest(keras.callbacks.Callback):
         gathered = runtime.allgather_object((h.hexdigest(), socket.gethostname()), name="replica.digest")
         self.digests = [d for d, _ in gathered]
         self.hosts = [host for _, host in gathered]
-        self.agree = len(set(self.digests)) == 1
+        layout = model_parallel.layout()
+        shards = [r % layout.k for r in range(len(self.digests))]
+        self.agree = all(len({d for d, s in zip(self.digests, shards) if s == shard}) == 1
+                         for shard in set(shards))
         if self.on_result is not None and runtime.is_chief():
-            self.on_result({"ranks": len(self.digests), "agree": self.agree, "digests": self.digests,
-                            "hosts": self.hosts})
+            result = {"ranks": len(self.digests), "agree": self.agree, "digests": self.digests,
+                      "hosts": self.hosts}
+            if layout.k > 1:
+                result.update(model_parallel=layout.k, shards=shards)
+            self.on_result(result)
 
 
 # optimizer -> (target rate, the rate a warmup last set): a later fit that finds the

@@ -87,17 +87,37 @@ class ShardedModel:
         """`set_full_weights` of this model: each rank keeps its shard of `weights`."""
         set_full_weights(self, weights)
 
+    def count_full_params(self):
+        """The number of parameters of the whole model (of the same model in one process):
+        this rank's, with each sharded weight counted once per shard. No communication."""
+        total = 0
+        for w, spec in zip(self.weights, weight_specs(self)):
+            size = int(np.prod(w.shape))
+            total += size * (spec[2] if spec is not None else 1)
+        return total
+
+    def gather_whole(self):
+        """The whole model, gathered: on the chief, the plain twin (`plain_twin`) holding
+        every shard's weights; None on every other rank. A collective of the first model
+        group (call it on every rank); the model itself when it is not sharded."""
+        if not self._sharded():
+            return self
+        twin = None
+        if mp.layout().data_index == 0:
+            weights = full_weights(self)
+            if runtime.is_chief():
+                twin = self.plain_twin()
+                twin.set_weights(weights)
+        return twin
+
     def _write_whole(self, write):
         """Gather the whole model on the first model group, `write(twin)` on the chief;
         every rank returns once the file is written, or raises if the chief failed."""
         error = None
         try:
-            if mp.layout().data_index == 0:
-                weights = full_weights(self)
-                if runtime.is_chief():
-                    twin = self.plain_twin()
-                    twin.set_weights(weights)
-                    write(twin)
+            twin = self.gather_whole()
+            if twin is not None:
+                write(twin)
         except (ValueError, TypeError, OSError) as exc:
             error = exc
         runtime.agree(error, name="bwkeras.save_whole")
