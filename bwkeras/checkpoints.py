@@ -50,7 +50,7 @@ from ._checks import integer
 __all__ = ["CHECKPOINTS", "LATEST", "CheckpointError", "CheckpointWarning", "directory",
            "exists", "folders", "latest", "save", "load", "save_model", "sha256",
            "read_index", "remove_stale_temporaries", "verify_run", "PARTIAL", "save_partial",
-           "partial", "remove_partial"]
+           "partial", "remove_partial", "is_sharded", "gathered"]
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.json"
