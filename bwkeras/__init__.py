@@ -22,7 +22,7 @@ _horovod_guard.install()
 
 _SUBMODULES = (
     "activations", "atomic", "batch", "callbacks", "checkpoints", "config", "data", "datasets",
-    "distributed", "horovod", "models", "plots", "regression", "report", "runs", "timeseries",
+    "distributed", "horovod", "models", "parallel", "plots", "regression", "report", "runs", "timeseries",
     "training",
 )
 

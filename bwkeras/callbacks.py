@@ -54,6 +54,10 @@ class Checkpoint(keras.callbacks.Callback):
     An epoch with a non-finite loss writes nothing, so the last good checkpoint stays the
     one `--resume` uses. The newest `keep` checkpoints are kept. `ranks`: the number of
     ranks training, recorded with each checkpoint (`checkpoints.save`).
+
+    A sharded model (``model_parallel`` > 1) is gathered on every rank, whatever
+    `enabled` says there (the gather is a collective), and written whole by the chief
+    where its callback is enabled; every rank raises if that write failed.
     """
 
     def __init__(self, directory, keep=2, enabled=True, ranks=None):
@@ -67,15 +71,33 @@ class Checkpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         # an epoch a stop request cut short is not complete: training.fit writes its
         # mid-epoch checkpoint (checkpoints.save_partial) instead
-        if not self.enabled or _cut_short(self.model):
+        # (the same on every rank: the stop is agreed and the loss averaged over ranks)
+        if _cut_short(self.model) or not (self.enabled or checkpoints.is_sharded(self.model)):
             return
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             self.skipped.append(epoch + 1)
-            print(f"\nEpoch {epoch + 1}: loss is {float(loss)}; checkpoint not written, "
-                  "the last good one is kept.")
+            if self.enabled:
+                print(f"\nEpoch {epoch + 1}: loss is {float(loss)}; checkpoint not written, "
+                      "the last good one is kept.")
+            return
+        if checkpoints.is_sharded(self.model):
+            self._save_sharded(epoch)
             return
         checkpoints.save(self.model, self.directory, epoch + 1, keep=self.keep, ranks=self.ranks)
+
+    def _save_sharded(self, epoch):
+        from .distributed import runtime
+
+        error = None
+        try:
+            whole = checkpoints.gathered(self.model)  # every rank: a collective
+            if self.enabled and whole is not None:
+                checkpoints.save(whole, self.directory, epoch + 1, keep=self.keep,
+                                 ranks=self.ranks)
+        except (ValueError, TypeError, OSError) as exc:
+            error = exc
+        runtime.agree(error, name=f"bwkeras.checkpoint.{epoch}")
 
 
 class TrainingClock(keras.callbacks.Callback):

@@ -1,6 +1,7 @@
 """A run's checkpoints on disk: CHECKPOINTS/[TAG/]epoch-NNNN.keras and latest.json.
 
     save(model, directory, epoch, keep=2)      # the .keras file first, then latest.json
+    gathered(model)                            # a sharded model whole, on the chief
     latest(run_dir, tag=None)                  # (epoch, path) of the newest intact one, or None
     load(model, path)                          # weights and optimizer state into `model`
 
@@ -27,6 +28,11 @@ one is used; a missing or damaged index is rebuilt from the checkpoint files bes
 `CheckpointError`. Names in the index must be checkpoint file names in that folder (no
 path reaches outside the run), and files are ordered by their epoch number, not as text.
 
+A sharded model (``model_parallel`` > 1) is written whole, as the same model in one
+process: every rank calls `gathered` and the chief saves what it returns (weights only:
+the optimizer's state of a sharded model is not in the file, and a resumed sharded run
+starts its optimizer afresh from the restored weights).
+
 Keras-free at import (it calls the model's own methods), so a run folder can be inspected
 without starting TensorFlow.
 """
@@ -44,7 +50,7 @@ from ._checks import integer
 __all__ = ["CHECKPOINTS", "LATEST", "CheckpointError", "CheckpointWarning", "directory",
            "exists", "folders", "latest", "save", "load", "save_model", "sha256",
            "read_index", "remove_stale_temporaries", "verify_run", "PARTIAL", "save_partial",
-           "partial", "remove_partial"]
+           "partial", "remove_partial", "is_sharded", "gathered"]
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.json"
@@ -260,6 +266,19 @@ def verify_run(run_dir):
             warnings.simplefilter("ignore", CheckpointWarning)
             out[tag] = latest(run_dir, tag)
     return out
+
+
+def is_sharded(model):
+    """True for a model split over the ranks of a model group (``model_parallel`` > 1,
+    `bwkeras.parallel.ShardedModel`): writing it is a collective of every rank."""
+    return getattr(model, "model_parallel", 1) > 1 and hasattr(model, "gather_whole")
+
+
+def gathered(model):
+    """What to write for `model`: the model itself, or for a sharded one the whole model
+    gathered from its shards (`ShardedModel.gather_whole`: a collective, so call it on
+    every rank; the chief gets the model to write, every other rank None)."""
+    return model.gather_whole() if is_sharded(model) else model
 
 
 def save_model(model, path):

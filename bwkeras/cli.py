@@ -4,6 +4,7 @@
     bwkeras show-config sunspots [--set k=v]      the resolved config as YAML
     bwkeras run sunspots -np 2 [--config F] [--set k=v] [--resume DIR] [--runs-dir D]
     bwkeras submit sunspots --scheduler slurm --nodes 2 --tasks-per-node 4 --time 01:00:00
+    bwkeras submit mlp --nodes 2 --tasks-per-node 2 --model-parallel 2 --dry-run
 
 ``run`` with -np N > 1 starts the recipe under ``horovodrun -np N``; with N = 1 it runs in
 this Python. The exit code is the recipe's (0 on success); errors print one message.
@@ -62,6 +63,12 @@ def resolve_config(args):
                                    resume=getattr(args, "resume", None), runs_dir=runs_dir)
     except config.ConfigError as exc:
         raise CLIError(str(exc)) from None
+
+
+def model_parallel_recipes():
+    """The recipes whose config has model.model_parallel, in the registry's order."""
+    return [name for name in _registry().NAMES
+            if hasattr(getattr(recipe(name).CONFIG(), "model", None), "model_parallel")]
 
 
 def _horovodrun():
@@ -180,6 +187,10 @@ def build_parser():
                       help="elastic training (train.elastic, horovodrun with Gloo): a node "
                            "that stops answering leaves the others training from the last "
                            "commit, one that answers again rejoins (Slurm)")
+    sub_.add_argument("--model-parallel", type=int, default=None, metavar="K",
+                      help="model parallelism (model.model_parallel=K; mlp and sunspots): "
+                           "groups of K ranks hold one model between them, the data is "
+                           "sharded over the groups; K must divide nodes x tasks-per-node")
     sub_.add_argument("--signal-seconds", type=int, default=120, metavar="S",
                       help="warning signal this long before the time limit (default: 120)")
     sub_.add_argument("--runs-dir", default="runs", metavar="DIR")
@@ -198,6 +209,12 @@ def _submit(args):
     path = recipe_path(args.recipe)
     if args.elastic:
         args.sets = list(args.sets) + ["train.elastic=true"]
+    if args.model_parallel is not None:
+        takes = model_parallel_recipes()
+        if args.recipe not in takes:
+            raise CLIError(f"--model-parallel: the {args.recipe} recipe has no "
+                           f"model.model_parallel; recipes that do: {', '.join(takes)}")
+        args.sets = list(args.sets) + [f"model.model_parallel={args.model_parallel}"]
 
     def job(run_dir):
         log = "job-%j.out" if args.scheduler == "slurm" else "job.out"
@@ -209,6 +226,7 @@ def _submit(args):
             job_name=args.job_name or f"bwkeras-{args.recipe}", workdir=os.getcwd(),
             output=os.path.join(run_dir, log), requeue=args.requeue,
             signal_seconds=args.signal_seconds, min_nodes=args.min_nodes, elastic=args.elastic,
+            model_parallel=args.model_parallel,
             env={"BWKERAS_ATTEMPTS_LOG": os.path.join(run_dir, "attempts.log")}
             if args.min_nodes and not args.elastic else {},
         )
@@ -221,7 +239,13 @@ def _submit(args):
     if not args.dry_run and shutil.which(command) is None:
         raise CLIError(f"{command} is not on PATH: cannot submit to {spec.scheduler} "
                        "(--dry-run writes the script only)")
-    resolve_config(args)  # an unknown key or a value of the wrong type fails here
+    cfg = resolve_config(args)  # an unknown key or a value of the wrong type fails here
+    # model.model_parallel set in a --config file or by --set: checked against the tasks too
+    args.model_parallel = getattr(getattr(cfg, "model", None), "model_parallel", None)
+    try:
+        job(os.path.abspath(os.path.join(args.runs_dir, args.recipe)))
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     try:
         run_dir = os.path.abspath(new_run_dir(args.runs_dir, args.recipe))
     except OSError as exc:

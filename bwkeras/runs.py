@@ -191,7 +191,24 @@ class Run:
                 for c in columns}
 
     def save_model(self, model, name="model.keras"):
-        if self.is_chief:
+        """The model as NAME (a .keras file) in the run folder, written atomically by the
+        chief. A sharded model (``model_parallel`` > 1) is gathered whole first, so every
+        rank must call this for it (a collective); every rank raises if the write failed."""
+        if checkpoints.is_sharded(model):
+            from . import distributed as dist
+
+            def write_on_chief(whole):
+                if self.is_chief and whole is not None:
+                    checkpoints.save_model(whole, self.file(name))
+
+            error = None
+            try:
+                whole = checkpoints.gathered(model)
+            except (ValueError, TypeError, OSError) as exc:
+                whole, error = None, exc
+            dist.agree(error, name=f"bwkeras.save_model.gather.{name}")
+            dist.agreed(write_on_chief, whole, name=f"bwkeras.save_model.{name}")
+        elif self.is_chief:
             checkpoints.save_model(model, self.file(name))
         return self.file(name)
 

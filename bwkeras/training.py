@@ -20,8 +20,8 @@ import typing
 from . import checkpoints, config
 
 __all__ = ["BaseTrainConfig", "TrainConfig", "RunConfig", "RecipeConfig", "run_settings",
-           "shard", "refuse_elastic", "set_seed", "prepare", "callbacks", "fit", "first_reached",
-           "epoch_order", "ELASTIC_COMMIT_STEPS", "OPTIMIZERS", "ACTIVATIONS", "CELLS"]
+           "shard", "refuse_elastic", "check_model_parallel", "set_seed", "prepare", "callbacks",
+           "fit", "first_reached", "epoch_order", "ELASTIC_COMMIT_STEPS", "OPTIMIZERS", "ACTIVATIONS", "CELLS"]
 
 # The names a config may use, known without importing Keras so that a config is checked
 # in full before TensorFlow starts (tests/test_hardening_cli.py checks them against
@@ -140,6 +140,24 @@ def refuse_elastic(train, recipe):
                          "sequence_labeling, sunspots and large_batch recipes can")
 
 
+def check_model_parallel(train, k, sharded):
+    """For a recipe's config.validate: model.model_parallel = `k` with the widths that k
+    must divide (`sharded`, {key: units}, e.g. {"model.units": 32}). ValueError naming
+    the key and k when one does not divide, or with train.elastic (a model group's ranks
+    cannot come and go). Whether k divides the number of ranks is known only at launch:
+    the recipe's command line checks it then (recipes/args.py)."""
+    if k == 1:
+        return
+    for key, units in sharded.items():
+        if units % k:
+            raise ValueError(f"{key}={units} must be divisible by model.model_parallel={k}: "
+                             f"each of the {k} ranks of a model group holds {units}/{k} units; "
+                             f"use a multiple of {k}, e.g. {-(-units // k) * k}")
+    if getattr(train, "elastic", False):
+        raise ValueError(f"train.elastic cannot go with model.model_parallel={k}: the ranks "
+                         "of a model group hold one model between them and cannot come and go")
+
+
 def run_settings(cfg):
     """The RunConfig of config `cfg` (defaults when it is not a RecipeConfig)."""
     return cfg.run if isinstance(cfg, RecipeConfig) else RunConfig()
@@ -177,6 +195,12 @@ def prepare(model, run, sample=None, tag=None, epochs=None, lr_rule=None):
     Every rank raises if the chief cannot load it, and when `epochs` (the configured
     number) is smaller than the restored epoch: a run is never reported finished on the
     strength of a checkpoint it cannot have written.
+
+    A sharded model (``model_parallel`` > 1) is restored on every rank instead: the chief
+    finds the checkpoint, and each rank reads its shard of the whole-model file
+    (`ShardedModel.load_weights`), so the run folder must be on a file system every rank
+    sees. Its checkpoints hold weights only: the optimizer starts afresh, at the rate this
+    run compiled it with.
     """
     from . import distributed as dist
     from ._keras import build_optimizer
@@ -191,27 +215,35 @@ def prepare(model, run, sample=None, tag=None, epochs=None, lr_rule=None):
     # variables when the chief's restored state is broadcast at the start of training.
     build_optimizer(model)
 
+    sharded = checkpoints.is_sharded(model)
+
     def load_on_chief():
         if not run.is_chief:
             return None
         part = checkpoints.partial(run.path, tag)
         if part is not None:  # stopped inside an epoch, after every epoch checkpoint
-            checkpoints.load(model, part[2])
-            _rescale_for_world(model, checkpoints.saved_ranks(part[2]), lr_rule)
-            return part[0], part[1]
+            if not sharded:
+                checkpoints.load(model, part[2])
+                _rescale_for_world(model, checkpoints.saved_ranks(part[2]), lr_rule)
+            return part[0], part[1], part[2]
         found = checkpoints.latest(run.path, tag)
         if found is None and not run.resume_optional:
             where = os.path.relpath(os.path.join(run.checkpoint_dir(tag), checkpoints.LATEST),
                                     run.path)
             raise FileNotFoundError(f"cannot resume {run.path}: it has no {where} "
                                     "(no epoch finished before it stopped)")
-        if found is not None:
+        if found is not None and not sharded:
             checkpoints.load(model, found[1])
             _rescale_for_world(model, checkpoints.saved_ranks(found[1]), lr_rule)
-        return (found[0] if found else 0), 0
+        return (found[0] if found else 0), 0, (found[1] if found else None)
 
     position = dist.agreed(load_on_chief, name=f"bwkeras.restore.{tag}")
-    epoch, step = (int(v) for v in dist.broadcast_object(position, name=f"bwkeras.restore.epoch.{tag}"))
+    epoch, step, path = dist.broadcast_object(position, name=f"bwkeras.restore.epoch.{tag}")
+    epoch, step = int(epoch), int(step)
+    if sharded and path is not None:
+        # every rank reads its shard of the whole-model file (a collective: every rank
+        # raises CheckpointError if any cannot)
+        checkpoints.load(model, path)
     # every rank holds the same epoch now, so every rank raises here or none does
     if epochs is not None and epoch > epochs:
         raise checkpoints.CheckpointError(
@@ -404,9 +436,12 @@ def _fit_in_steps(model, run, x, y, train, tag, cbs, batch_size, initial_epoch, 
         if stop.stopped_step is not None:
             epoch, step = stop.stopped_epoch, stop.stopped_step
 
+            # a sharded model is gathered whole on every rank first (a collective)
+            whole = checkpoints.gathered(model)
+
             def save_on_chief():
-                if run.is_chief:
-                    checkpoints.save_partial(model, run.checkpoint_dir(tag), epoch, step,
+                if run.is_chief and whole is not None:
+                    checkpoints.save_partial(whole, run.checkpoint_dir(tag), epoch, step,
                                              ranks=dist.size())
 
             # every rank waits for the chief's file: a rank that exited first would make

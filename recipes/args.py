@@ -85,4 +85,21 @@ def parse(default, argv=None, description=None, prog=None):
     if args.print_config:
         sys.stdout.write(config.to_yaml(cfg))
         p.exit(0)
+    try:
+        check_launch(cfg)
+    except ValueError as exc:
+        p.error(str(exc))
     return cfg, args
+
+
+def check_launch(cfg):
+    """ValueError unless the config fits the job it runs in: model.model_parallel (where
+    the recipe has it) must divide the number of ranks the launcher started."""
+    from bwkeras.distributed import model_parallel
+
+    k = getattr(getattr(cfg, "model", None), "model_parallel", 1)
+    if k > 1:
+        try:
+            model_parallel.check_model_parallel(k, model_parallel.runtime.world_size_from_env() or 1)
+        except ValueError as exc:
+            raise ValueError(f"model.model_parallel: {exc}") from None

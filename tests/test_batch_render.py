@@ -33,6 +33,12 @@ def spec(**kw):
     (dict(elastic=True, launcher="srun"), "elastic jobs are launched by horovodrun .Gloo., not 'srun'"),
     (dict(elastic=True, scheduler="pbs"), "elastic jobs run under Slurm .*not pbs"),
     (dict(elastic=True, nodes=2, min_nodes=3), r"min_nodes must be an integer in \[1, 2\]"),
+    (dict(model_parallel=0), "model_parallel must be an integer >= 1, got 0"),
+    (dict(nodes=2, tasks_per_node=2, model_parallel=3),
+     r"model_parallel 3 must divide the number of tasks, 4 \(nodes 2 x tasks_per_node 2\)"),
+    (dict(nodes=2, tasks_per_node=1, model_parallel=2, elastic=True), "cannot run elastically"),
+    (dict(nodes=2, tasks_per_node=1, model_parallel=2, min_nodes=1),
+     "model_parallel must divide tasks_per_node 1"),
 ])
 def test_bad_descriptions_are_refused(kw, match):
     with pytest.raises(ValueError, match=match):
@@ -186,3 +192,11 @@ def test_pbs_min_nodes_relaunches_on_ever_fewer_nodes_and_logs_each_attempt(tmp_
     text = log.read_text()
     assert [f"attempt on {n} nodes" in text for n in expect_tries] == [True] * len(expect_tries)
     assert ("every attempt down to --min-nodes 2 failed; stopping" in text) == (expect_status != 0)
+
+
+@pytest.mark.parametrize("scheduler", ["slurm", "pbs"])
+def test_model_parallel_jobs_say_their_groups(scheduler):
+    text = render(spec(scheduler=scheduler, nodes=2, tasks_per_node=2, model_parallel=2,
+                       min_nodes=1 if scheduler == "pbs" else None))
+    assert "# Model parallel: the 4 ranks form 2 model group(s) of 2 ranks" in text
+    assert "Model parallel" not in render(spec(scheduler=scheduler, model_parallel=1))

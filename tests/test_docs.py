@@ -37,6 +37,7 @@ MODULES = {  # __all__ a literal list (or, without one, the top-level defs): rea
     "bwkeras.plots": "plots",
     "bwkeras.datasets": "datasets",
     "bwkeras.data.synthetic": "synthetic",
+    "bwkeras.parallel": "parallel",
 }
 
 

@@ -29,6 +29,16 @@ def bwkeras(tmp_path, *args, path=None):
     (["mlp", "--tasks-per-node", "-2"], "tasks_per_node must be an integer >= 1, got -2"),
     (["mlp", "--time", "90 minutes"], "time limit '90 minutes' is not HH:MM:SS"),
     (["mlp", "--set", "train.epochz=3"], "unknown config key 'train.epochz'; valid keys are: train.epochs"),
+    (["mlp", "--nodes", "2", "--tasks-per-node", "3", "--model-parallel", "4"],
+     "model_parallel 4 must divide the number of tasks, 6 (nodes 2 x tasks_per_node 3)"),
+    (["mlp", "--model-parallel", "0"], "model_parallel must be an integer >= 1, got 0"),
+    (["sunspots", "--nodes", "2", "--set", "model.model_parallel=4"],
+     "model_parallel 4 must divide the number of tasks, 2 (nodes 2 x tasks_per_node 1)"),
+    (["mlp", "--nodes", "4", "--model-parallel", "4", "--set", "model.hidden_units=[6]"],
+     "model.hidden_units[0]=6 must be divisible by model.model_parallel=4"),
+    (["least_squares", "--nodes", "2", "--model-parallel", "2"],
+     "the least_squares recipe has no model.model_parallel; recipes that do: mlp, sunspots"),
+    (["mlp", "--nodes", "2", "--model-parallel", "2", "--elastic"], "cannot run elastically"),
 ])
 def test_bad_input_exits_2_and_submits_nothing(tmp_path, args, message):
     proc = bwkeras(tmp_path, "submit", *args, "--dry-run")
@@ -70,3 +80,21 @@ def test_a_refused_submission_leaves_no_run_folder(tmp_path):
     assert proc.returncode == 2
     assert "sbatch refused the job (exit 1): sbatch: error: Invalid account" in proc.stderr
     assert not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize("scheduler, launch", [("slurm", "srun --mpi=pmix --ntasks=4"),
+                                               ("pbs", "aprun -n 4 -N 2")])
+def test_dry_run_passes_model_parallel_to_the_recipe(tmp_path, scheduler, launch):
+    proc = bwkeras(tmp_path, "submit", "sunspots", "--scheduler", scheduler, "--nodes", "2",
+                   "--tasks-per-node", "2", "--model-parallel", "2", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    script = (run_dir / ("job.sbatch" if scheduler == "slurm" else "job.pbs")).read_text()
+    (line,) = [ln for ln in script.splitlines() if launch in ln]
+    assert "--set model.model_parallel=2" in line and f"--run-dir {run_dir}" in line
+    assert "2 model group(s) of 2 ranks" in script
+    assert subprocess.run(["bash", "-n", str(run_dir / script_name(scheduler))]).returncode == 0
+
+
+def script_name(scheduler):
+    return "job.sbatch" if scheduler == "slurm" else "job.pbs"

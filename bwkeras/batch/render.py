@@ -22,6 +22,14 @@ def _command(spec):
     return " ".join(q(a) for a in spec.command)
 
 
+def _model_parallel_note(spec):
+    k = spec.model_parallel
+    if not k or k == 1:
+        return []
+    return [f"# Model parallel: the {spec.ntasks} ranks form {spec.ntasks // k} model group(s) "
+            f"of {k} ranks (model.model_parallel={k})."]
+
+
 def _exports(spec):
     return [f"export {k}={q(v)}" for k, v in sorted(spec.env.items())]
 
@@ -141,6 +149,7 @@ def render_slurm(spec):
         lines.append("#SBATCH --open-mode=append")
     if spec.min_nodes is not None or spec.elastic:
         lines.append("#SBATCH --no-kill")  # a failed node leaves the allocation to the others
+    lines += _model_parallel_note(spec)
     lines += [
         "set -u",
         f"export BWKERAS_REQUEUE={int(spec.requeue)}",
@@ -206,6 +215,7 @@ def render_pbs(spec):
         lines.append(f"#PBS -A {_directive(spec.account)}")
     if spec.partition:
         lines.append(f"#PBS -q {_directive(spec.partition)}")
+    lines += _model_parallel_note(spec)
     lines += [
         "set -u",
         'cd "${PBS_O_WORKDIR:-.}"',

@@ -61,6 +61,10 @@ class JobSpec:
     # Elastic (Gloo, horovodrun --min-np): a lost node leaves the others training from the
     # last commit, down to min_nodes (default 1), with no relaunch.
     elastic: bool = False
+    # Model parallelism: the ranks form groups of this many that hold one model between
+    # them (the command must ask for it too: `bwkeras submit --model-parallel` passes
+    # --set model.model_parallel=K to the recipe). It must divide the number of tasks.
+    model_parallel: typing.Optional[int] = None
     env: typing.Dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -87,6 +91,8 @@ class JobSpec:
                 raise ValueError(f"min_nodes retries {' and '.join(RETRY_LAUNCHERS[self.scheduler])} "
                                  f"launches on {self.scheduler}, not {self.launcher}; a Gloo job "
                                  "survives a lost node elastically instead (elastic)")
+        if self.model_parallel is not None:
+            self._check_model_parallel()
         for name in ("job_name", "account", "partition", "workdir", "output"):
             _plain_text(name, getattr(self, name))
         if not self.command or not all(isinstance(a, str) for a in self.command):
@@ -97,6 +103,23 @@ class JobSpec:
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
                 raise ValueError(f"environment variable name {key!r} is not a valid name")
             _plain_text(f"env[{key}]", value)
+
+    def _check_model_parallel(self):
+        k = integer("model_parallel", self.model_parallel, minimum=1)
+        if self.ntasks % k:
+            raise ValueError(
+                f"model_parallel {k} must divide the number of tasks, {self.ntasks} "
+                f"(nodes {self.nodes} x tasks_per_node {self.tasks_per_node}): each model "
+                f"group is {k} ranks; with {self.ntasks} tasks, model_parallel may be "
+                f"{', '.join(str(i) for i in range(1, self.ntasks + 1) if self.ntasks % i == 0)}")
+        if k > 1 and self.elastic:
+            raise ValueError(f"model_parallel {k} cannot run elastically: the ranks of a model "
+                             "group hold one model between them and cannot come and go")
+        if k > 1 and self.min_nodes is not None and self.tasks_per_node % k:
+            raise ValueError(
+                f"model_parallel {k} with min_nodes: a retry on fewer nodes runs "
+                f"tasks_per_node {self.tasks_per_node} x the nodes that answer, so "
+                f"model_parallel must divide tasks_per_node {self.tasks_per_node}")
 
     @property
     def ntasks(self):

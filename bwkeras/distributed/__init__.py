@@ -27,4 +27,5 @@ __getattr__, __dir__, __all__ = lazy_attributes(__name__, {
     "EXIT_PREEMPTED": ".preemption", "StopOnSignal": ".preemption",
     "stopped_mid_epoch": ".preemption",
     "KerasState": ".elastic",
+    **dict.fromkeys(["init_model_parallel", "layout", "Layout", "broadcast_model"], ".model_parallel"),
 })

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from .._keras import build_optimizer
-from . import runtime
+from . import model_parallel, runtime
 
 
 def _optimizer_variables(optimizer):
@@ -59,6 +59,9 @@ def _has_weights(model):
 class BroadcastInitialState(keras.callbacks.Callback):
     """Copy rank 0's model weights and optimizer state to every rank before the first update.
 
+    Under model parallelism each rank's shards come from the rank holding the same
+    shards in the first model group, and replicated weights from rank 0.
+
     Horovod's own callback broadcasts at the end of the first batch, after one update from
     unequal weights; here it happens in `on_train_begin`, so ranks that initialised with
     different seeds train exactly like a single process. The broadcast copies the state of
@@ -103,6 +106,9 @@ class BroadcastInitialState(keras.callbacks.Callback):
         self._pending = False
         build_optimizer(self.model)
         variables = self._model_variables()
+        if model_parallel.layout().k > 1:
+            self._broadcast_model_parallel(variables)
+            return
         runtime.broadcast_variables(variables, self.root_rank, prefix="bcast.model")
         runtime.broadcast_variables(
             _optimizer_variables(self.model.optimizer), self.root_rank, prefix="bcast.opt"
@@ -110,6 +116,21 @@ class BroadcastInitialState(keras.callbacks.Callback):
         sent = {id(v) for v in variables}
         decorrelate_seed_generators(
             self.model, states=[v for v in seed_states(self.model) if id(v) in sent])
+
+
+    def _broadcast_model_parallel(self, variables):
+        """A sharded model: each shard from the first replica, the replicated weights from
+        rank 0; each model group draws one dropout stream (its ranks see the same batch)."""
+        layout = model_parallel.layout()
+        model_parallel.broadcast_variables(
+            variables, model_parallel.sharded_variable_ids(self.model), prefix="bcast.model")
+        # Optimizer slots follow their weights' shards; sent over the data group only.
+        optimizer_variables = _optimizer_variables(self.model.optimizer)
+        model_parallel.broadcast_variables(
+            optimizer_variables, {id(v) for v in optimizer_variables}, prefix="bcast.opt")
+        sent = {id(v) for v in variables}
+        decorrelate_seed_generators(self.model, rank=layout.data_index,
+                                    states=[v for v in seed_states(self.model) if id(v) in sent])
 
 
 class MetricAverage(keras.callbacks.Callback):
@@ -138,6 +159,11 @@ class ReplicaDigest(keras.callbacks.Callback):
     `digests` and `hosts` list them in rank order and `agree` says whether all ranks hold
     identical weights, the invariant of data-parallel training; `on_result(dict)` runs on
     the chief.
+
+    Under model parallelism (k > 1) the ranks of a model group hold different shards by
+    design: `agree` says whether every replica holds the same weights, i.e. whether the
+    ranks of each data group (the same shard in every model group) agree, and the result
+    adds ``model_parallel`` (k) and each rank's ``shards`` index.
     """
 
     def __init__(self, on_result=None):
@@ -158,10 +184,16 @@ class ReplicaDigest(keras.callbacks.Callback):
         gathered = runtime.allgather_object((h.hexdigest(), socket.gethostname()), name="replica.digest")
         self.digests = [d for d, _ in gathered]
         self.hosts = [host for _, host in gathered]
-        self.agree = len(set(self.digests)) == 1
+        layout = model_parallel.layout()
+        shards = [r % layout.k for r in range(len(self.digests))]
+        self.agree = all(len({d for d, s in zip(self.digests, shards) if s == shard}) == 1
+                         for shard in set(shards))
         if self.on_result is not None and runtime.is_chief():
-            self.on_result({"ranks": len(self.digests), "agree": self.agree, "digests": self.digests,
-                            "hosts": self.hosts})
+            result = {"ranks": len(self.digests), "agree": self.agree, "digests": self.digests,
+                      "hosts": self.hosts}
+            if layout.k > 1:
+                result.update(model_parallel=layout.k, shards=shards)
+            self.on_result(result)
 
 
 # optimizer -> (target rate, the rate a warmup last set): a later fit that finds the
@@ -174,8 +206,9 @@ class LearningRateWarmup(keras.callbacks.Callback):
     from lr / factor to the optimizer's (already scaled) lr over `warmup_epochs` epochs.
 
     factor: how many times the scaled lr exceeds the one to start from; default the number
-    of ranks (lr scaled by the linear rule starts from the single-process rate). A study
-    that scales lr by its own ratio (e.g. global batch / base batch) passes that ratio.
+    of replicas (the ranks; the model groups under model parallelism), so lr scaled by the
+    linear rule starts from the single-process rate. A study that scales lr by its own
+    ratio (e.g. global batch / base batch) passes that ratio.
 
     target_lr: the rate to end at. By default the optimizer's rate when training first
     begins, kept from then on: a second `fit` (this callback or a new one) that starts
@@ -237,7 +270,7 @@ class LearningRateWarmup(keras.callbacks.Callback):
         progress = (self._epoch + (self.batch_offset + batch) / self.steps) / self.warmup_epochs
         if progress > 1.0:
             return
-        n = runtime.size() if self.factor is None else self.factor
+        n = model_parallel.layout().d if self.factor is None else self.factor
         factor = (1.0 + progress * (n - 1)) / n
         self._set(self.target_lr * factor)
 

@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from .._keras import KERAS3
-from . import runtime
+from . import model_parallel, runtime
 
 COMPRESSIONS = (None, "none", "fp16")
 # Gradients travel in buckets of about this many bytes (see `buckets`); None: one grouped
@@ -74,6 +74,8 @@ def DistributedOptimizer(optimizer, compression=None, backward_passes_per_step=1
     backprop (`buckets`); None: one grouped allreduce once every gradient exists. On the
     keras2 stack Horovod's wrapper exchanges each gradient as its own op (the finest
     buckets) and None groups them into one.
+    Under model parallelism (`init_model_parallel`) the gradients are averaged over the
+    data group only: the ranks of a model group hold different shards.
     In a single process the optimizer is returned as it is (k == 1) or with local
     accumulation only (k > 1), so the same script runs with and without a launcher.
     """
@@ -136,7 +138,10 @@ class _DistributedMixin:
         hvd = runtime.horovod()
         dense = [tf.convert_to_tensor(g) if g is not None else None for g in grads]
         present = [i for i, g in enumerate(dense) if g is not None]
-        if hvd is None or not present:
+        # Over the data group: all ranks, unless model parallelism splits the model over
+        # k of them, whose gradients are of different shards and must never be mixed.
+        data_set = model_parallel.layout().data_set
+        if hvd is None or not present or data_set is None:
             return dense
         comp = hvd.Compression.fp16 if self._hvd_compression == "fp16" else hvd.Compression.none
         sizes = [(dense[i].shape.num_elements() or 0) * dense[i].dtype.size for i in present]
@@ -144,7 +149,7 @@ class _DistributedMixin:
         for bucket in buckets(sizes, self._hvd_bucket_bytes):
             members = [present[j] for j in bucket]
             reduced = hvd.grouped_allreduce([dense[i] for i in members], op=hvd.Average,
-                                            compression=comp)
+                                            compression=comp, process_set=data_set)
             for i, r in zip(members, reduced):
                 out[i] = r
         return out

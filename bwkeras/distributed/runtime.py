@@ -11,7 +11,8 @@ import numpy as np
 
 from .. import _rank_env
 
-_STATE = {"initialised": False, "hvd": None, "hosts": None}
+# layout: the model-parallel `Layout` once `model_parallel.setup` ran (None: k = 1).
+_STATE = {"initialised": False, "hvd": None, "hosts": None, "process_sets": {}, "layout": None}
 
 
 def world_size_from_env():
@@ -31,8 +32,13 @@ def _import_horovod(why=None):
     return hvd
 
 
-def init():
-    """Initialise data-parallel training. Idempotent; returns the Horovod module or None."""
+def init(process_sets=None):
+    """Initialise data-parallel training. Idempotent; returns the Horovod module or None.
+
+    process_sets: rank lists (the same on every rank) that get a Horovod process set
+    when Horovod starts here; `process_sets()` returns them. Model parallelism starts
+    Horovod through `init_model_parallel(k)`, which passes the sets its layout needs.
+    """
     if _STATE["initialised"]:
         return _STATE["hvd"]
     world = world_size_from_env()
@@ -42,8 +48,10 @@ def init():
     if elastic or (world is not None and world > 1):
         _rank_env.check_interfaces()
         hvd = _import_horovod()
-        hvd.init()
+        sets = [hvd.ProcessSet(list(ranks)) for ranks in process_sets or ()]
+        hvd.init(process_sets=sets or None)
         _STATE["hvd"] = hvd
+        _STATE["process_sets"] = {tuple(s.ranks): s for s in sets}
     _STATE["initialised"] = True
     _pin_gpu()
     return _STATE["hvd"]
@@ -59,6 +67,12 @@ def init_horovod(comm=None, process_sets=None):
     hvd.init(comm=comm, process_sets=process_sets)
     _STATE.update(initialised=True, hvd=hvd)
     return hvd
+
+
+def process_sets():
+    """{tuple of ranks: Horovod process set} of the sets Horovod was started with (and
+    those added since through `bwkeras.distributed.model_parallel`)."""
+    return _STATE["process_sets"]
 
 
 def hosts():
@@ -80,7 +94,7 @@ def hosts():
 def shutdown():
     """Shut Horovod down (if it runs); a later `init` / `init_horovod` starts afresh."""
     hvd = _STATE["hvd"]
-    _STATE.update(initialised=False, hvd=None, hosts=None)
+    _STATE.update(initialised=False, hvd=None, hosts=None, process_sets={}, layout=None)
     if hvd is not None:
         hvd.shutdown()
 

@@ -8,7 +8,7 @@ spread of the data.
 """
 import numpy as np
 
-from . import runtime
+from . import model_parallel, runtime
 
 
 _KINDS = "numpy arrays, pandas objects, a tuple/list/dict of those, or a tf.data.Dataset"
@@ -32,9 +32,13 @@ def shard(data, rank=None, size=None):
     data: a numpy array, pandas DataFrame/Series, a tuple/list/dict of those (all the same
     length, sharded alike, e.g. ``shard((x, y))``), or a tf.data.Dataset of known
     cardinality (shard before `batch`).
+    rank, size: default this rank's data group and their number: every rank under plain
+    data parallelism, the model groups under model parallelism (the k ranks of a model
+    group hold one model between them and take the same batch).
     """
-    r = runtime.rank() if rank is None else rank
-    n_ranks = runtime.size() if size is None else size
+    replicas = model_parallel.layout()
+    r = replicas.data_index if rank is None else rank
+    n_ranks = replicas.d if size is None else size
     if not (isinstance(n_ranks, int) and n_ranks >= 1 and isinstance(r, int) and 0 <= r < n_ranks):
         raise ValueError(f"need 0 <= rank < size, got rank={r!r}, size={n_ranks!r}")
 
@@ -85,8 +89,9 @@ def _shard_dataset(dataset, r, n_ranks):
 
 def per_rank_batch(global_batch, size=None):
     """The batch each rank takes per step so that `size` ranks (default: all) together take
-    `global_batch`; ValueError when it does not split evenly into at least one per rank."""
-    size = runtime.size() if size is None else size
+    `global_batch`; ValueError when it does not split evenly into at least one per rank.
+    Under model parallelism `size` defaults to the number of model groups (replicas)."""
+    size = model_parallel.layout().d if size is None else size
     if global_batch < size:
         raise ValueError(f"global batch {global_batch} is smaller than the number of ranks "
                          f"({size}); every rank needs at least one sample per step")

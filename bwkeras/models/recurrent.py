@@ -6,6 +6,8 @@ import tensorflow as tf
 from .. import activations
 from .._checks import boolean, choice, fraction, integer, real
 from .._keras import model_config, register_serializable
+from ..distributed.model_parallel import check_divides
+from ..parallel import SHARDED_RNN, ShardedModel
 
 CELLS = ("simple", "lstm", "gru")
 _RNN = {"simple": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
@@ -41,35 +43,54 @@ def _built_features(layer):
     return None if kernel is None else int(kernel.shape[0])
 
 
-def _rnn_layer(cell, units, return_sequences, dropout, name, dtype):
+def _rnn_layer(cell, units, return_sequences, dropout, name, dtype, model_parallel=1):
+    if model_parallel > 1:
+        return SHARDED_RNN[cell](units=units, model_parallel=model_parallel,
+                                 return_sequences=return_sequences, dropout=dropout, name=name,
+                                 dtype=dtype)
     return _RNN[cell](units=units, return_sequences=return_sequences, dropout=dropout, name=name,
                       dtype=dtype)
 
 
+def _model_parallel(value, units):
+    """model_parallel checked: an integer >= 1 that divides `units`."""
+    k = integer("model_parallel", value, minimum=1)
+    check_divides("units", units, k)
+    return k
+
+
 @register_serializable(package="bwkeras", name="RecurrentForecaster")
-class RecurrentForecaster(keras.Model):
+class RecurrentForecaster(ShardedModel, keras.Model):
     """Read a window of past values, predict the next `horizon` values.
 
     cell: "simple" (Elman SimpleRNN), "lstm" or "gru".
     units: hidden state size of each recurrent layer; layers: how many are stacked.
     horizon: number of future values predicted at once (output shape (batch, horizon)).
     dropout: input dropout of each recurrent layer, in [0, 1).
+    model_parallel: k ranks hold one copy of the model between them: every recurrent
+        layer's units are split over them (`bwkeras.parallel.ShardedLSTM`: one all-gather
+        of the hidden state per time step); the head is held whole on every rank. k must
+        divide units and the number of ranks. `save` writes the whole model, as the same
+        model with model_parallel=1 would.
 
     Input: (batch, time, features), or (batch, time) for a univariate series as made by
     `bwkeras.timeseries.windows`. Keras' own arguments pass through and are saved with the
     model: name, trainable, and dtype (a dtype or dtype policy) that every layer follows.
     """
 
-    def __init__(self, cell="lstm", units=32, layers=1, horizon=1, dropout=0.0, **kwargs):
+    def __init__(self, cell="lstm", units=32, layers=1, horizon=1, dropout=0.0, model_parallel=1,
+                 **kwargs):
         super().__init__(**kwargs)
         self.cell = choice("cell", cell, CELLS)
         self.units = integer("units", units, minimum=1)
         self.num_layers = integer("layers", layers, minimum=1)
         self.horizon = integer("horizon", horizon, minimum=1)
         self.dropout = fraction("dropout", dropout)
+        self.model_parallel = _model_parallel(model_parallel, self.units)
         self.recurrent = [
             _rnn_layer(self.cell, self.units, i < self.num_layers - 1, self.dropout,
-                       name=f"{self.cell}_{i}", dtype=self.dtype_policy)
+                       name=f"{self.cell}_{i}", dtype=self.dtype_policy,
+                       model_parallel=self.model_parallel)
             for i in range(self.num_layers)
         ]
         self.head = keras.layers.Dense(units=self.horizon, name="forecast", dtype=self.dtype_policy)
@@ -82,11 +103,12 @@ class RecurrentForecaster(keras.Model):
 
     def get_config(self):
         return model_config(self, super().get_config, cell=self.cell, units=self.units,
-                            layers=self.num_layers, horizon=self.horizon, dropout=self.dropout)
+                            layers=self.num_layers, horizon=self.horizon, dropout=self.dropout,
+                            model_parallel=self.model_parallel)
 
 
 @register_serializable(package="bwkeras", name="SequenceLabeler")
-class SequenceLabeler(keras.Model):
+class SequenceLabeler(ShardedModel, keras.Model):
     """A class label for every time step ("semantic labeling" of a sequence).
 
     cell, units, layers, dropout: as in `RecurrentForecaster`.
@@ -97,11 +119,12 @@ class SequenceLabeler(keras.Model):
     mask_value: the value that fills padded steps (see `bwkeras.timeseries.pad_sequences`).
         A step whose features all equal it is masked: it does not update the state,
         and Keras leaves it out of the loss and of every compiled metric.
+    model_parallel: units split over k ranks, as in `RecurrentForecaster`.
     name, trainable, dtype: Keras' own, as in `RecurrentForecaster`.
     """
 
     def __init__(self, cell="lstm", units=32, n_classes=2, bidirectional=False, layers=1,
-                 dropout=0.0, mask_value=0.0, **kwargs):
+                 dropout=0.0, mask_value=0.0, model_parallel=1, **kwargs):
         super().__init__(**kwargs)
         self.cell = choice("cell", cell, CELLS)
         self.units = integer("units", units, minimum=1)
@@ -111,12 +134,13 @@ class SequenceLabeler(keras.Model):
         self.dropout = fraction("dropout", dropout)
         # Infinity is a fine padding value; NaN never equals itself, so it would mask nothing.
         self.mask_value = real("mask_value", mask_value, finite=False)
+        self.model_parallel = _model_parallel(model_parallel, self.units)
         dtype = self.dtype_policy
         self.masking = keras.layers.Masking(mask_value=self.mask_value, name="masking", dtype=dtype)
         self.recurrent = []
         for i in range(self.num_layers):
             layer = _rnn_layer(self.cell, self.units, True, self.dropout, name=f"{self.cell}_{i}",
-                               dtype=dtype)
+                               dtype=dtype, model_parallel=self.model_parallel)
             if self.bidirectional:
                 layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{i}", dtype=dtype)
             self.recurrent.append(layer)
@@ -162,4 +186,4 @@ class SequenceLabeler(keras.Model):
         return model_config(self, super().get_config, cell=self.cell, units=self.units,
                             n_classes=self.n_classes, bidirectional=self.bidirectional,
                             layers=self.num_layers, dropout=self.dropout,
-                            mask_value=self.mask_value)
+                            mask_value=self.mask_value, model_parallel=self.model_parallel)

@@ -1,0 +1,39 @@
+"""Peak memory of one rank holding a layer too wide for a budget, used by
+tests/test_model_parallel_training.py.
+
+An MLP 4096 -> 8192 -> 8 (a 128 MiB kernel, then a small head) trains 3 SGD steps;
+the process reports its peak resident memory above what it held before building the
+model (ru_maxrss, so TensorFlow's own start-up is not counted).
+argv: k
+"""
+import json
+import os
+import resource
+import sys
+
+import numpy as np
+
+from bwkeras import distributed as dist
+from bwkeras import models
+
+k = int(sys.argv[1])
+dist.init_model_parallel(k)
+import keras  # noqa: E402
+
+x = np.random.default_rng(0).normal(size=(64, 4096)).astype("float32")
+y = np.zeros((64, 8), "float32")
+warm = models.MLP(hidden_units=(16,), output="linear", n_outputs=8, model_parallel=k)
+warm.compile(optimizer="sgd", loss="mse")
+warm.fit(x, y, batch_size=32, epochs=1, verbose=0)  # TensorFlow's kernels, tracing: paid
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+model = models.MLP(hidden_units=(8192,), output="linear", n_outputs=8, model_parallel=k)
+model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+params = int(sum(np.prod(w.shape) for w in model.weights))
+with open(os.path.join(os.environ["OUT_DIR"], f"rank{dist.rank()}.json"), "w") as f:
+    json.dump({"rank": dist.rank(), "k": k, "peak_bytes": after - before,
+               "param_bytes": params * 4}, f)
+# No rank leaves while another still runs a collective: an exiting rank shuts Horovod
+# down for the whole job (the model groups of a 2-D job finish at different moments).
+dist.barrier()
