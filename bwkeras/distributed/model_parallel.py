@@ -184,9 +184,11 @@ def layout():
     if current is not None:
         return current
     hvd = runtime.horovod()
-    size = runtime.size()
-    return Layout(world=size, k=1, rank=runtime.rank(),
-                  data_set=hvd.global_process_set if hvd is not None and size > 1 else None)
+    # The global set whenever Horovod runs, even on one rank: the optimizer's train step is
+    # traced once, and an elastic job traced while it had one rank must still average
+    # once the world grows again.
+    return Layout(world=runtime.size(), k=1, rank=runtime.rank(),
+                  data_set=hvd.global_process_set if hvd is not None else None)
 
 
 def _model_group(k):
