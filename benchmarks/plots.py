@@ -193,7 +193,7 @@ def overlap_bars(result, path=None):
         ax.set_xlabel("throughput / same-run ceiling (median, whiskers: min-max)")
         ax.set_ylabel("configuration")
         ax.set_title(f"{model}: np=2, buckets vs one grouped allreduce")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=8, ncol=3)  # below: no bar hidden
     if path is not None:
         plots.save(fig, path)
     return fig
