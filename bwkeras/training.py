@@ -21,7 +21,8 @@ from . import checkpoints, config
 
 __all__ = ["BaseTrainConfig", "TrainConfig", "RunConfig", "RecipeConfig", "run_settings",
            "shard", "refuse_elastic", "check_model_parallel", "set_seed", "prepare", "callbacks",
-           "fit", "first_reached", "epoch_order", "ELASTIC_COMMIT_STEPS", "OPTIMIZERS", "ACTIVATIONS", "CELLS"]
+           "fit", "first_reached", "epoch_order", "ELASTIC_COMMIT_STEPS", "OPTIMIZERS",
+           "ACTIVATIONS", "CELLS"]
 
 # The names a config may use, known without importing Keras so that a config is checked
 # in full before TensorFlow starts (tests/test_hardening_cli.py checks them against

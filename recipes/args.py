@@ -95,11 +95,12 @@ def parse(default, argv=None, description=None, prog=None):
 def check_launch(cfg):
     """ValueError unless the config fits the job it runs in: model.model_parallel (where
     the recipe has it) must divide the number of ranks the launcher started."""
+    from bwkeras import distributed as dist
     from bwkeras.distributed import model_parallel
 
     k = getattr(getattr(cfg, "model", None), "model_parallel", 1)
     if k > 1:
         try:
-            model_parallel.check_model_parallel(k, model_parallel.runtime.world_size_from_env() or 1)
+            model_parallel.check_model_parallel(k, dist.world_size_from_env() or 1)
         except ValueError as exc:
             raise ValueError(f"model.model_parallel: {exc}") from None

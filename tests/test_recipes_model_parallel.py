@@ -77,6 +77,36 @@ def test_mlp_model_parallel_two_ranks_saves_loads_and_resumes(tmp_path):
 @pytest.mark.launcher
 @pytest.mark.timeout(600)
 @pytest.mark.skipif(KERAS2, reason="model parallelism needs Keras 3")
+def test_mlp_model_parallel_stops_mid_epoch_and_resumes_there(tmp_path):
+    # a stop request already pending: the ranks agree at step 5, every rank gathers the
+    # model, rank 0 writes partial.keras, and the job exits 'preempted'
+    run_dir = tmp_path / "run"
+    stop = tmp_path / "stop"
+    stop.touch()
+    script = os.path.join(base.RECIPES_DIR, "mlp.py")
+    args = ("--config", base.tiny("mlp"), "--run-dir", run_dir, "--set", K2,
+            "--set", "train.commit_steps=5")
+    proc = run_file(tmp_path, script, np=2, timeout=300, args=args,
+                    env={"BWKERAS_STOP_FILE": str(stop)})
+    assert proc.returncode != 0
+    partial = json.load(open(run_dir / "checkpoints" / "partial.json"))
+    assert (partial["epoch"], partial["step"]) == (0, 5)
+    assert not (run_dir / "history.csv").exists()
+    # the requeued job's command line again: it goes on from step 5 of epoch 1
+    stop.unlink()
+    proc = check(run_file(tmp_path, script, np=2, timeout=300, args=args))
+    assert "18/18" in proc.stdout  # the 18 steps of 64 left of epoch 1's 23
+    rows = open(run_dir / "history.csv").read().splitlines()
+    assert [r.split(",")[0] for r in rows] == ["epoch", "1", "2"]
+    assert not (run_dir / "checkpoints" / "partial.json").exists()
+    (row,) = json.load(open(run_dir / "metrics.json"))["results"]
+    loss, accuracy = mlp_test_scores(str(run_dir / "model.keras"))
+    assert loss == pytest.approx(row["test loss"], abs=1e-5)
+
+
+@pytest.mark.launcher
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(KERAS2, reason="model parallelism needs Keras 3")
 def test_sunspots_model_parallel_two_ranks(tmp_path):
     import bwkeras.timeseries as ts
 
