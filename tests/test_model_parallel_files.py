@@ -11,7 +11,8 @@ from bwkeras.distributed import model_parallel as mp
 from launch import check, read_outputs, run_file
 
 SCRIPT = Path(__file__).parent / "scripts" / "model_parallel_files.py"
-pytestmark = [pytest.mark.launcher, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.launcher, pytest.mark.timeout(600),
+              pytest.mark.skipif(keras.__version__.startswith("2."), reason="model parallelism needs Keras 3")]
 X_MLP = np.random.default_rng(0).normal(size=(6, 5)).astype("float32")
 X_SEQ = np.random.default_rng(1).normal(size=(6, 7, 2)).astype("float32")
 INPUTS = {"mlp": X_MLP, "lstm": X_SEQ}
