@@ -39,7 +39,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, help="random seed (benchmarks that draw at random: soak)")
     parser.add_argument("--count", type=int, help="how many trials (soak)")
     parser.add_argument("--models", type=_names, help="comma-separated models to measure (overlap, multinode)")
-    parser.add_argument("--profiles", type=_names, help="comma-separated link profiles (multinode): none, 10gbit, 1gbit")
+    parser.add_argument("--profiles", type=_names, help="comma-separated link profiles (multinode, model_parallel): none, 10gbit, 1gbit")
     args = parser.parse_args(argv)
     if args.count is not None and args.count < 1:
         parser.error(f"--count must be >= 1, got {args.count}")

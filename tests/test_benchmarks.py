@@ -267,3 +267,16 @@ def test_rounds_alternate_their_order_so_a_slow_spell_is_shared(monkeypatch):
     samples = sb.interleaved({"a": lambda: "A", "b": lambda: "B", "c": lambda: "C"}, 3, 5, 8, "mlp")
     assert ran == ["A", "B", "C", "C", "B", "A", "A", "B", "C"]
     assert samples == {"a": [1.0, 6.0, 7.0], "b": [2.0, 5.0, 8.0], "c": [3.0, 4.0, 9.0]}
+
+
+def test_model_parallel_table_and_a_profile_it_does_not_know():
+    from benchmarks import model_parallel_bench
+
+    row = {"samples_per_s": 6500.4, "min": 6000.0, "max": 7000.0, "peak_mib_per_rank": 27.0,
+           "params_per_rank": 402442, "bytes_sent_per_step_per_rank": 5120.0, "speedup": 0.5}
+    table = model_parallel_bench.markdown({"configs": {"tensor-np2": row},
+                                           "profiles": {"1gbit": {"configs": {"tensor-np2": row}}}})
+    assert "| one host | tensor-np2 | 6500 | 6,000-7,000 | 0.5 | 27 | 402442 | 0.00512 |" in table
+    assert "| 2 nodes, 1gbit | tensor-np2 | 6500 |" in table
+    with pytest.raises(SystemExit, match=r"unknown profiles \['2gbit'\]"):
+        model_parallel_bench.run(quick=True, profiles=["2gbit"])
