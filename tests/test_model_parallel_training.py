@@ -101,7 +101,7 @@ def test_peak_memory_of_a_wide_layer_falls_with_k(tmp_path):
                                             args=(k,), timeout=300)), k)
                 for k in (1, 2))
     (one,) = one
-    # the 8192-unit layer's 128 MiB kernel: half of it per rank
+    # the 16384-unit layer's 256 MiB kernel: half of it per rank
     # replicated: the head's 8 biases (32 bytes), counted once per rank
     for o in two:
         assert o["param_bytes"] == (one["param_bytes"] - 32) // 2 + 32

@@ -1,7 +1,8 @@
 """Peak memory of one rank holding a layer too wide for a budget, used by
 tests/test_model_parallel_training.py.
 
-An MLP 4096 -> 8192 -> 8 (a 128 MiB kernel, then a small head) trains 3 SGD steps;
+An MLP 4096 -> 16384 -> 8 (a 256 MiB kernel, then a small head; large enough that the
+allocator's run-to-run spread of some 70 MB stays small beside it) trains 3 SGD steps;
 the process reports its peak resident memory above what it held before building the
 model (ru_maxrss, so TensorFlow's own start-up is not counted).
 argv: k
@@ -26,7 +27,7 @@ warm = models.MLP(hidden_units=(16,), output="linear", n_outputs=8, model_parall
 warm.compile(optimizer="sgd", loss="mse")
 warm.fit(x, y, batch_size=32, epochs=1, verbose=0)  # TensorFlow's kernels, tracing: paid
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-model = models.MLP(hidden_units=(8192,), output="linear", n_outputs=8, model_parallel=k)
+model = models.MLP(hidden_units=(16384,), output="linear", n_outputs=8, model_parallel=k)
 model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
 model.fit(x, y, batch_size=32, epochs=1, verbose=0)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
