@@ -7,9 +7,11 @@
 
 latest.json (the index) is replaced only after the new checkpoint is completely on disk,
 so it always names a whole file: the one ``--resume`` uses. It records each kept
-checkpoint's epoch, file name and SHA-256, newest last:
+checkpoint's epoch, file name and SHA-256, newest last, and where known the number of
+ranks that trained it and the optimizer's learning rate then (Keras 2 does not keep the
+rate in the .keras file; a run resumed on another number of ranks re-scales it):
 
-    {"epoch": 12, "file": "epoch-0012.keras", "sha256": "...",
+    {"epoch": 12, "file": "epoch-0012.keras", "sha256": "...", "ranks": 4, "learning_rate": 0.04,
      "checkpoints": [{"epoch": 11, "file": "epoch-0011.keras", "sha256": "..."}, {...12...}]}
 
 A run stopped in the middle of an epoch (a stop request with ``train.commit_steps``) keeps
@@ -39,10 +41,13 @@ without starting TensorFlow.
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 import warnings
 import zipfile
+
+import numpy as np
 
 from . import atomic
 from ._checks import integer
@@ -135,7 +140,25 @@ def _entry(item, where):
     ranks = item.get("ranks")  # the world that wrote it; indexes before it have none
     if isinstance(ranks, int) and not isinstance(ranks, bool) and ranks >= 1:
         entry["ranks"] = ranks
+    if _is_rate(item.get("learning_rate")):
+        entry["learning_rate"] = float(item["learning_rate"])
     return entry
+
+
+def _is_rate(value):
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
+
+
+def _learning_rate(model):
+    """The optimizer's constant learning rate as a float, or None (no optimizer, a
+    schedule). Recorded in the index because Keras 2 does not keep it in the .keras file
+    (Keras 3 does, as an optimizer variable)."""
+    lr = getattr(getattr(model, "optimizer", None), "learning_rate", None)
+    if not hasattr(lr, "assign"):
+        return None
+    value = float(np.asarray(lr))
+    return value if _is_rate(value) else None
 
 
 def read_index(folder):
@@ -308,6 +331,8 @@ def save(model, folder, epoch, keep=2, ranks=None):
     newest = {"epoch": epoch, "file": name, "sha256": digest}
     if ranks is not None:
         newest["ranks"] = integer("ranks", ranks, minimum=1)
+    if _learning_rate(model) is not None:
+        newest["learning_rate"] = _learning_rate(model)
     files = _epoch_files(folder)
     files[epoch] = name
     kept = [e for e in sorted(files) if e <= epoch][-keep:]
@@ -339,26 +364,42 @@ def save_partial(model, folder, epoch, step, ranks=None):
     state = {"epoch": epoch, "step": step, "file": PARTIAL_FILE, "sha256": sha256(path)}
     if ranks is not None:
         state["ranks"] = integer("ranks", ranks, minimum=1)
+    if _learning_rate(model) is not None:
+        state["learning_rate"] = _learning_rate(model)
     atomic.write_json(os.path.join(folder, PARTIAL), state)
     return path
+
+
+def _saved_entry(path):
+    """What the index (latest.json, or partial.json for partial.keras) records of
+    checkpoint `path`; {} when it cannot be read."""
+    folder, name = os.path.split(os.fspath(path))
+    if name == PARTIAL_FILE:
+        try:
+            with open(os.path.join(folder, PARTIAL), "rb") as fh:
+                state = json.loads(fh.read(MAX_INDEX_BYTES).decode("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return {}
+        return state if isinstance(state, dict) else {}
+    try:
+        entries = read_index(folder) or ()
+    except ValueError:
+        return {}
+    return next((e for e in entries if e["file"] == name), {})
 
 
 def saved_ranks(path):
     """The number of ranks that wrote checkpoint `path` (from its folder's latest.json or
     partial.json), or None when the index does not say (written before it recorded it)."""
-    folder, name = os.path.split(os.fspath(path))
-    if name == PARTIAL_FILE:
-        try:
-            with open(os.path.join(folder, PARTIAL), "rb") as fh:
-                ranks = json.loads(fh.read(MAX_INDEX_BYTES).decode("utf-8")).get("ranks")
-        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
-            return None
-        return ranks if isinstance(ranks, int) and not isinstance(ranks, bool) and ranks >= 1 else None
-    try:
-        entries = read_index(folder) or ()
-    except ValueError:
-        return None
-    return next((e.get("ranks") for e in entries if e["file"] == name), None)
+    ranks = _saved_entry(path).get("ranks")
+    return ranks if isinstance(ranks, int) and not isinstance(ranks, bool) and ranks >= 1 else None
+
+
+def saved_learning_rate(path):
+    """The optimizer's constant learning rate when checkpoint `path` was written, or None
+    (a schedule, or an index from before it recorded one)."""
+    lr = _saved_entry(path).get("learning_rate")
+    return float(lr) if _is_rate(lr) else None
 
 
 def partial(run_dir, tag=None):

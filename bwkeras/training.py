@@ -225,7 +225,7 @@ def prepare(model, run, sample=None, tag=None, epochs=None, lr_rule=None):
         if part is not None:  # stopped inside an epoch, after every epoch checkpoint
             if not sharded:
                 checkpoints.load(model, part[2])
-                _rescale_for_world(model, checkpoints.saved_ranks(part[2]), lr_rule)
+                _rescale_for_world(model, part[2], lr_rule)
             return part[0], part[1], part[2]
         found = checkpoints.latest(run.path, tag)
         if found is None and not run.resume_optional:
@@ -235,7 +235,7 @@ def prepare(model, run, sample=None, tag=None, epochs=None, lr_rule=None):
                                     "(no epoch finished before it stopped)")
         if found is not None and not sharded:
             checkpoints.load(model, found[1])
-            _rescale_for_world(model, checkpoints.saved_ranks(found[1]), lr_rule)
+            _rescale_for_world(model, found[1], lr_rule)
         return (found[0] if found else 0), 0, (found[1] if found else None)
 
     position = dist.agreed(load_on_chief, name=f"bwkeras.restore.{tag}")
@@ -255,14 +255,20 @@ def prepare(model, run, sample=None, tag=None, epochs=None, lr_rule=None):
     return run.initial_epoch
 
 
-def _rescale_for_world(model, saved_ranks, rule):
-    """The restored learning rate x rule(this world) / rule(the world that saved it): a
-    run relaunched on fewer ranks trains at the rate `lr_rule` gives them, and keeps any
-    change a schedule callback made to it. A no-op on the same number of ranks."""
+def _rescale_for_world(model, path, rule):
+    """The learning rate checkpoint `path` was trained at x rule(this world) / rule(the
+    world that saved it): a run relaunched on fewer ranks trains at the rate `lr_rule`
+    gives them, and keeps any change a schedule callback made to it. The rate comes from
+    the checkpoint's index where it recorded one (Keras 2 does not restore it from the
+    file; Keras 3 does, and the two agree), else from the restored optimizer."""
     from . import distributed as dist
     from .distributed.lr import scale_learning_rate
 
     size = dist.size()
+    saved_ranks = checkpoints.saved_ranks(path)
+    recorded = checkpoints.saved_learning_rate(path)
+    if recorded is not None and _constant_learning_rate(model) is not None:
+        model.optimizer.learning_rate.assign(recorded)
     lr = _constant_learning_rate(model)
     if rule is None or saved_ranks is None or saved_ranks == size or lr is None:
         return

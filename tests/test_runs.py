@@ -93,8 +93,11 @@ def test_checkpoint_each_epoch_and_keep(tmp_path):
     # the index records each kept file's SHA-256 (hashlib over the bytes on disk)
     digest = {n: hashlib.sha256((tmp_path / "ck" / n).read_bytes()).hexdigest()
               for n in names[:2]}
+    # ... and the learning rate it was trained at (Keras 2 does not keep it in the file)
+    lr = float(np.float32(0.05))
     assert state == {"epoch": 3, "file": "epoch-0003.keras", "sha256": digest["epoch-0003.keras"],
-                     "checkpoints": [{"epoch": e, "file": f"epoch-000{e}.keras",
+                     "learning_rate": lr,
+                     "checkpoints": [{"epoch": e, "file": f"epoch-000{e}.keras", "learning_rate": lr,
                                       "sha256": digest[f"epoch-000{e}.keras"]} for e in (2, 3)]}
     loaded = keras.models.load_model(tmp_path / "ck" / "epoch-0003.keras")
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

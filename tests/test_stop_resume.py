@@ -148,3 +148,18 @@ def test_a_run_resumed_on_fewer_ranks_rescales_the_checkpoints_learning_rate(tmp
     run = runs.Run(str(tmp_path), "test", resumed=True, is_chief=True)
     assert training.prepare(resumed, run, epochs=3, lr_rule=rule) == 2
     assert float(np.asarray(resumed.optimizer.learning_rate)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_checkpoints_record_the_learning_rate_they_were_trained_at(tmp_path):
+    # Keras 2 keeps no learning rate in the .keras file, so the index does, for both stacks
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.04), loss="mse")
+    folder = checkpoints.directory(tmp_path)
+    whole = checkpoints.save(model, folder, 1, ranks=2)
+    part = checkpoints.save_partial(model, folder, 1, 3)
+    assert checkpoints.saved_learning_rate(whole) == pytest.approx(0.04)
+    assert checkpoints.saved_learning_rate(part) == pytest.approx(0.04)
+    # a model without an optimizer, or an index from before: nothing recorded
+    assert checkpoints.saved_learning_rate(checkpoints.save(FakeModel(), folder, 2)) is None
