@@ -17,8 +17,9 @@ EXAMPLES = Path(__file__).parent / "horovod_examples"
 MNIST = "tensorflow2_keras_mnist"
 BENCH = "tensorflow2_keras_synthetic_benchmark"
 EPOCHS, STEPS = 4, 2   # the MNIST script's warmup stays its 3 epochs: 3 ramping, 1 at the top
-LAUNCHERS = ["horovodrun", pytest.param("mpirun", marks=pytest.mark.skipif(not HAVE_MPIRUN,
-                                                                           reason="no MPI"))]
+# mpirun is launcher mechanics: on the keras2 stack the examples run under horovodrun only
+LAUNCHERS = ["horovodrun", pytest.param("mpirun", marks=[pytest.mark.one_stack,
+                                                         pytest.mark.skipif(not HAVE_MPIRUN, reason="no MPI")])]
 
 
 @pytest.fixture(scope="module", params=LAUNCHERS)
