@@ -150,15 +150,17 @@ def _is_rate(value):
             and math.isfinite(value) and value > 0)
 
 
-def _learning_rate(model):
-    """The optimizer's constant learning rate as a float, or None (no optimizer, a
-    schedule). Recorded in the index because Keras 2 does not keep it in the .keras file
-    (Keras 3 does, as an optimizer variable)."""
+def learning_rate(model):
+    """The compiled model's constant learning rate as a float, or None (no optimizer, a
+    schedule). Checkpoints record it in the index because Keras 2 does not keep it in the
+    .keras file (Keras 3 does, as an optimizer variable)."""
     lr = getattr(getattr(model, "optimizer", None), "learning_rate", None)
-    if not hasattr(lr, "assign"):
-        return None
-    value = float(np.asarray(lr))
-    return value if _is_rate(value) else None
+    return float(np.asarray(lr)) if hasattr(lr, "assign") else None
+
+
+def _recorded_rate(model):
+    lr = learning_rate(model)
+    return lr if _is_rate(lr) else None
 
 
 def read_index(folder):
@@ -331,8 +333,9 @@ def save(model, folder, epoch, keep=2, ranks=None):
     newest = {"epoch": epoch, "file": name, "sha256": digest}
     if ranks is not None:
         newest["ranks"] = integer("ranks", ranks, minimum=1)
-    if _learning_rate(model) is not None:
-        newest["learning_rate"] = _learning_rate(model)
+    lr = _recorded_rate(model)
+    if lr is not None:
+        newest["learning_rate"] = lr
     files = _epoch_files(folder)
     files[epoch] = name
     kept = [e for e in sorted(files) if e <= epoch][-keep:]
@@ -364,8 +367,9 @@ def save_partial(model, folder, epoch, step, ranks=None):
     state = {"epoch": epoch, "step": step, "file": PARTIAL_FILE, "sha256": sha256(path)}
     if ranks is not None:
         state["ranks"] = integer("ranks", ranks, minimum=1)
-    if _learning_rate(model) is not None:
-        state["learning_rate"] = _learning_rate(model)
+    lr = _recorded_rate(model)
+    if lr is not None:
+        state["learning_rate"] = lr
     atomic.write_json(os.path.join(folder, PARTIAL), state)
     return path
 

@@ -267,9 +267,9 @@ def _rescale_for_world(model, path, rule):
     size = dist.size()
     saved_ranks = checkpoints.saved_ranks(path)
     recorded = checkpoints.saved_learning_rate(path)
-    if recorded is not None and _constant_learning_rate(model) is not None:
+    if recorded is not None and checkpoints.learning_rate(model) is not None:
         model.optimizer.learning_rate.assign(recorded)
-    lr = _constant_learning_rate(model)
+    lr = checkpoints.learning_rate(model)
     if rule is None or saved_ranks is None or saved_ranks == size or lr is None:
         return
     new = lr * scale_learning_rate(1.0, rule, size) / scale_learning_rate(1.0, rule, saved_ranks)
@@ -334,7 +334,7 @@ def fit(model, run, x, y=None, train=None, *, tag=None, extra_callbacks=(), batc
     warmup = train.warmup_epochs if warmup_epochs is None else warmup_epochs
     # The rate the optimizer was made with, read before a resumed run's checkpoint replaces
     # it by the part-warmed rate it was saved with: the warmup must still end at this one.
-    target_lr = _constant_learning_rate(model) if warmup else None
+    target_lr = checkpoints.learning_rate(model) if warmup else None
     initial_epoch = prepare(model, run, x[:1], tag=tag, epochs=train.epochs,
                             lr_rule=getattr(train, "lr_rule", None))
     batch_size = train.batch_size if batch_size is None else batch_size
@@ -521,7 +521,7 @@ def _fit_elastic(model, run, x, y, train, tag, extra, batch_size, warmup, initia
                          "train.elastic to finish that epoch first")
     n = _length(x)
     rule = getattr(train, "lr_rule", "none")
-    compiled = _constant_learning_rate(model)
+    compiled = checkpoints.learning_rate(model)
     # the single-process rate behind the compiled one, to scale for each new world
     base_lr = compiled / scale_learning_rate(1.0, rule, dist.size()) if compiled else None
     state = elastic.KerasState(model, epoch=initial_epoch, history={}, epochs=[], worlds=[])
@@ -577,14 +577,6 @@ def _fit_elastic(model, run, x, y, train, tag, extra, batch_size, warmup, initia
     history = keras.callbacks.History()
     history.epoch, history.history = list(state.epochs), {k: list(v) for k, v in state.history.items()}
     return history
-
-
-def _constant_learning_rate(model):
-    """The compiled model's learning rate as a float, or None (no optimizer, a schedule)."""
-    import numpy as np
-
-    lr = getattr(getattr(model, "optimizer", None), "learning_rate", None)
-    return float(np.asarray(lr)) if hasattr(lr, "assign") else None
 
 
 def first_reached(values, seconds, target):
