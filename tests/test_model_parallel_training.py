@@ -105,11 +105,13 @@ def test_peak_memory_of_a_wide_layer_falls_with_k(tmp_path):
     # replicated: the head's 8 biases (32 bytes), counted once per rank
     for o in two:
         assert o["param_bytes"] == (one["param_bytes"] - 32) // 2 + 32
-    # One process peaks at ~4x the weights (weights, gradients, the initializer's draw,
-    # the update); a rank of k = 2 holds half of each: ideally 0.5 of the peak. A budget
-    # of 0.65 x the one-process peak, which that process exceeds, holds either rank of
-    # k = 2 with room for the allocator's few MiB of noise.
-    budget = 0.65 * one["peak_bytes"]
-    assert one["peak_bytes"] > 3 * one["param_bytes"] / 2, one  # the measure sees the layer
+    # Training needs some 3-4x the weights at its peak (weights, gradients, the
+    # initializer's draw, the update): one process measured 3.2x or 4.2x its weights
+    # (the allocator's two modes), a rank of k = 2 the same multiples of its half. The
+    # budget, 2.25x the whole model's weights, lies between: one process cannot train
+    # within it (3.2x > 2.25x); either rank of k = 2 can even in the worse mode
+    # (4.2x / 2 = 2.1x).
+    budget = 2.25 * one["param_bytes"]
+    assert one["peak_bytes"] > budget, one
     for o in two:
         assert o["peak_bytes"] < budget, (o, one)
