@@ -189,6 +189,11 @@ class SlurmCluster:
         while time.monotonic() < deadline:
             info = self.job(job_id)
             if int(info.get("Restarts", 0)) >= 1 and info.get("JobState") == "PENDING":
+                # The ended run's step daemons may still be tearing down (srun waits up to
+                # 32 s for them); while they live, their PMIx socket (stepd.slurm.pmix.J.0)
+                # exists and the new run's step cannot bind it: its launch fails. A real
+                # cluster's two-minute wait covers this; here wait until they are gone.
+                self._wait_steps_gone(job_id, deadline)
                 # slurmd revokes the ended run's credential with a time in whole seconds and
                 # refuses a launch of the same job in that second ("Job credential revoked",
                 # the job then FAILS): start it two seconds on, as a real cluster's wait does.
@@ -200,6 +205,15 @@ class SlurmCluster:
                 return info
             time.sleep(0.2)
         pytest.fail(f"job {job_id} was not requeued within {timeout} s: {self.job(job_id)}\n{self.log()}")
+
+    def _wait_steps_gone(self, job_id, deadline):
+        """Until no slurmstepd of `job_id` runs (each names its step in its title,
+        'slurmstepd: [J.S]')."""
+        pattern = rf"^slurmstepd: \[{job_id}\."
+        while subprocess.run(["pgrep", "-f", pattern], stdout=subprocess.DEVNULL).returncode == 0:
+            if time.monotonic() > deadline:
+                pytest.fail(f"the step daemons of job {job_id} did not end:\n{self.log()}")
+            time.sleep(0.2)
 
     def wait(self, job_id, timeout=240, states=("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT",
                                                  "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED")):
