@@ -8,6 +8,8 @@ endif
 PY := $(VENV)/bin/python
 NP ?= 2
 PYTEST_ARGS ?=
+# pytest-xdist workers; TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 
 # bash with pipefail: a recipe's failure is not hidden by the filter that follows it.
 SHELL := /bin/bash
@@ -24,7 +26,7 @@ demo: setup
 	TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/horovodrun -np $(NP) --gloo -H localhost:$(NP) $(PY) recipes/sunspots.py $(DEMO_ARGS) 2>&1 | $(UNTAG)
 
 test: setup
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 bench: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m benchmarks

@@ -23,7 +23,26 @@ def _keras2_stack():
         return False
 
 
+# Under pytest-xdist (`make test` runs two workers: a third of the suite's time is waits on
+# launchers, schedulers and fault timeouts, which the other worker fills), each test file
+# is one unit of work, so its module fixtures (reference jobs) are built once, and every
+# test on the cluster in a box is one more: the box has fixed namespace names and one
+# worker owns it.
+BOX_FIXTURES = {"box", "box_slurm"}
+
+
+def _xdist_groups(items):
+    on_box = [i for i in items if BOX_FIXTURES & set(getattr(i, "fixturenames", ()))]
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("box" if item in on_box else item.nodeid.split("::")[0]))
+    # The box's tests, the longest unit (some 9 minutes), first: started last, they would
+    # leave the other worker idle at the end.
+    items[:] = on_box + [i for i in items if i not in on_box]
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
+    _xdist_groups(items)
     # Both stacks run everything that touches Keras or TensorFlow; what only starts
     # processes, schedulers and namespaces runs once, keeping CI's two passes short.
     if os.environ.get("BWKERAS_ALL_TESTS") == "1" or not _keras2_stack():

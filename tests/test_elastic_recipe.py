@@ -26,17 +26,28 @@ def cli_env():
     return env
 
 
-def workers_on(host):
-    """pids of the mlp recipe's processes horovodrun started for `host`."""
+def _descends_from(pid, ancestor):
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        pid = int(stat.rsplit(")", 1)[1].split()[1])   # the field after the name: ppid
+    return False
+
+
+def workers_on(host, ancestor):
+    """pids of the mlp recipe's processes horovodrun started for `host` under the
+    process `ancestor` (the test's own job: other tests may run the same recipe)."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             environ = Path(f"/proc/{pid}/environ").read_bytes()
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
+            if (f"HOROVOD_HOSTNAME={host}".encode() in environ.split(b"\0")
+                    and b"recipes/mlp.py" in cmdline and _descends_from(int(pid), ancestor)):
+                found.append(int(pid))
+        except OSError:   # gone meanwhile
             continue
-        if f"HOROVOD_HOSTNAME={host}".encode() in environ.split(b"\0") and b"recipes/mlp.py" in cmdline:
-            found.append(int(pid))
     return found
 
 
@@ -56,7 +67,7 @@ def test_a_recipe_run_elastic_loses_a_worker_and_finishes_on_one(tmp_path):
         while proc.poll() is None and not killed and time.monotonic() < deadline:
             rows = list((tmp_path / "runs").glob("*/history.csv"))
             if rows and len(rows[0].read_text().splitlines()) >= 3:  # two epochs recorded
-                killed = workers_on("127.0.0.1")
+                killed = workers_on("127.0.0.1", proc.pid)
                 for pid in killed:
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.02)
