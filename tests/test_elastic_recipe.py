@@ -26,27 +26,19 @@ def cli_env():
     return env
 
 
-def _descends_from(pid, ancestor):
-    while pid > 1:
-        if pid == ancestor:
-            return True
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        pid = int(stat.rsplit(")", 1)[1].split()[1])   # the field after the name: ppid
-    return False
-
-
 def workers_on(host, ancestor):
     """pids of the mlp recipe's processes horovodrun started for `host` under the
-    process `ancestor` (the test's own job: other tests may run the same recipe)."""
+    process `ancestor` (the test's own job: other tests may run the same recipe).
+    psutil comes with Horovod, which its runner needs."""
+    import psutil
+
     found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    for proc in psutil.Process(ancestor).children(recursive=True):
         try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if (f"HOROVOD_HOSTNAME={host}".encode() in environ.split(b"\0")
-                    and b"recipes/mlp.py" in cmdline and _descends_from(int(pid), ancestor)):
-                found.append(int(pid))
-        except OSError:   # gone meanwhile
+            if (proc.environ().get("HOROVOD_HOSTNAME") == host
+                    and any(a.endswith("recipes/mlp.py") for a in proc.cmdline())):
+                found.append(proc.pid)
+        except psutil.Error:   # gone meanwhile
             continue
     return found
 
